@@ -1,0 +1,261 @@
+// Package testenv starts real servers for tests: Mosquitto and InfluxDB 1.x,
+// each on a free loopback port with its files in a temporary folder, stopped
+// when the test ends.
+//
+// # Usage
+//
+//	b := testenv.Mosquitto(t, testenv.MosquittoOptions{})
+//	db := testenv.Influx(t)
+//	db.CreateDatabase(t, "edge")
+//	// ... point the code under test at b.URL() and db.URL() ...
+//	rows := db.Query(t, "edge", "SELECT * FROM sensors")
+//
+// # Caveats
+//
+// A missing server binary skips the test on a developer's machine and fails
+// it when the environment variable CI is set: CI must never pass by skipping.
+// `make test` installs the servers.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Require returns the path of the executable name, looked up in PATH and in
+// /usr/sbin. When it is missing the test is skipped, or failed under CI.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	msg := fmt.Sprintf("%s not found; run `make test` (it installs mosquitto and influxdb) or `sudo apt-get install mosquitto influxdb`", name)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen on a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// process is a server process that can be stopped and started again with the
+// same command line, files and port.
+type process struct {
+	t    testing.TB
+	name string
+	args []string
+	addr string // host:port that answers once the server is up
+	log  *bytes.Buffer
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	ch  chan struct{} // closed when cmd exits
+}
+
+func (p *process) start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		p.t.Fatalf("start %s: already running", p.name)
+	}
+	cmd := exec.Command(p.args[0], p.args[1:]...)
+	cmd.Stdout = p.log
+	cmd.Stderr = p.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	ch := make(chan struct{})
+	go func() { cmd.Wait(); close(ch) }()
+	p.cmd, p.ch = cmd, ch
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-ch:
+			p.t.Fatalf("%s exited at start:\n%s", p.name, p.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s did not listen on %s within 30s:\n%s", p.name, p.addr, p.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits up to 10 s before SIGKILL.
+func (p *process) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.ch:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.ch
+	}
+	p.cmd = nil
+}
+
+// MosquittoOptions configures a test broker. The zero value is a stock
+// Mosquitto with persistence on.
+type MosquittoOptions struct {
+	// MaxInflight sets max_inflight_messages; 0 keeps Mosquitto's default (20).
+	MaxInflight int
+	// MaxQueued sets max_queued_messages; 0 keeps Mosquitto's default (1000).
+	MaxQueued int
+	// NoPersistence turns persistence off.
+	NoPersistence bool
+}
+
+// Broker is a running Mosquitto.
+type Broker struct {
+	p    *process
+	Port int
+}
+
+// Mosquitto starts a Mosquitto on a free loopback port; it is stopped when
+// the test ends.
+func Mosquitto(t testing.TB, opts MosquittoOptions) *Broker {
+	t.Helper()
+	bin := Require(t, "mosquitto")
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence %v\npersistence_location %s/\nautosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+		port, !opts.NoPersistence, dir)
+	if opts.MaxInflight > 0 {
+		conf += fmt.Sprintf("max_inflight_messages %d\n", opts.MaxInflight)
+	}
+	if opts.MaxQueued > 0 {
+		conf += fmt.Sprintf("max_queued_messages %d\n", opts.MaxQueued)
+	}
+	confPath := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatalf("write %s: %v", confPath, err)
+	}
+	b := &Broker{Port: port, p: &process{t: t, name: "mosquitto", args: []string{bin, "-c", confPath},
+		addr: "127.0.0.1:" + strconv.Itoa(port), log: &bytes.Buffer{}}}
+	b.p.start()
+	t.Cleanup(b.p.stop)
+	return b
+}
+
+// URL returns the broker's address as tcp://127.0.0.1:PORT.
+func (b *Broker) URL() string { return "tcp://127.0.0.1:" + strconv.Itoa(b.Port) }
+
+// Stop stops the broker (SIGTERM; it saves its persistence file).
+func (b *Broker) Stop() { b.p.stop() }
+
+// Start starts a stopped broker again on the same port and files.
+func (b *Broker) Start() { b.p.t.Helper(); b.p.start() }
+
+// Log returns what the broker has printed.
+func (b *Broker) Log() string { return b.p.log.String() }
+
+// InfluxDB is a running influxd (1.x).
+type InfluxDB struct {
+	p    *process
+	Port int
+}
+
+// Influx starts influxd on a free loopback port; it is stopped when the test
+// ends.
+func Influx(t testing.TB) *InfluxDB {
+	t.Helper()
+	bin := Require(t, "influxd")
+	dir := t.TempDir()
+	port, rpc := FreePort(t), FreePort(t)
+	conf := fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = "%[2]s/meta"
+[data]
+  dir = "%[2]s/data"
+  wal-dir = "%[2]s/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:%[3]d"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+[subscriber]
+  enabled = false
+[logging]
+  level = "warn"
+`, rpc, dir, port)
+	confPath := filepath.Join(dir, "influxdb.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatalf("write %s: %v", confPath, err)
+	}
+	db := &InfluxDB{Port: port, p: &process{t: t, name: "influxd", args: []string{bin, "-config", confPath},
+		addr: "127.0.0.1:" + strconv.Itoa(port), log: &bytes.Buffer{}}}
+	db.p.start()
+	t.Cleanup(db.p.stop)
+	db.waitPing(t)
+	return db
+}
+
+func (db *InfluxDB) waitPing(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if _, err := db.do(ctx, "GET", "/ping", nil); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("influxd did not answer /ping within 30s:\n%s", db.p.log.String())
+}
+
+// URL returns the HTTP address as http://127.0.0.1:PORT.
+func (db *InfluxDB) URL() string { return "http://127.0.0.1:" + strconv.Itoa(db.Port) }
+
+// Stop stops influxd.
+func (db *InfluxDB) Stop() { db.p.stop() }
+
+// Start starts a stopped influxd again on the same port and files.
+func (db *InfluxDB) Start() {
+	db.p.t.Helper()
+	db.p.start()
+	db.waitPing(db.p.t)
+}
+
+// Log returns what influxd has printed.
+func (db *InfluxDB) Log() string { return db.p.log.String() }
