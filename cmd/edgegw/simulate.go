@@ -24,29 +24,8 @@ sent, once, as InfluxDB line protocol with its event time, so the exact expected
 rollups can be computed from it (late readings are preceded by a "# late" line).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var problems []error
-			if qos != 0 && qos != 1 {
-				problems = append(problems, fmt.Errorf("--qos %d: use 0 or 1", qos))
-			}
-			for name, f := range map[string]float64{"--out-of-order": o.OutOfOrder, "--late": o.Late, "--duplicates": o.Duplicates} {
-				if f < 0 || f > 1 {
-					problems = append(problems, fmt.Errorf("%s %v: use a fraction from 0 to 1", name, f))
-				}
-			}
-			if o.Devices < 1 {
-				problems = append(problems, fmt.Errorf("--devices %d: use 1 or more", o.Devices))
-			}
-			if o.Sites < 1 {
-				problems = append(problems, fmt.Errorf("--sites %d: use 1 or more", o.Sites))
-			}
-			if o.Rate < 0 {
-				problems = append(problems, fmt.Errorf("--rate %v: use 0 (as fast as possible) or more", o.Rate))
-			}
-			if format != "value" && format != "json" {
-				problems = append(problems, fmt.Errorf("--format %q: use value or json (influx and senml are not supported by the simulator yet)", format))
-			}
-			if len(problems) > 0 {
-				return usageError{errors.Join(problems...)}
+			if qos < 0 || qos > 1 {
+				return usageError{fmt.Errorf("--qos %d: use 0 or 1", qos)}
 			}
 			o.Format, o.QoS = format, byte(qos)
 			if truth != "" {
@@ -60,6 +39,9 @@ rollups can be computed from it (late readings are preceded by a "# late" line).
 			o.Progress = cmd.ErrOrStderr()
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			_, err := simulator.Run(cmd.Context(), o, logger)
+			if errors.Is(err, simulator.ErrOptions) {
+				return usageError{err}
+			}
 			if err != nil {
 				return err
 			}
