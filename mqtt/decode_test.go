@@ -1,0 +1,448 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/edgegw/edgegw"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*/want.lp and want.err from the decoders' output")
+
+// arrival is the arrival time of every message in the decoder tests.
+const arrival = int64(1_700_000_000_000_000_000)
+
+// caseSubscription is the subscription.json of a testdata case.
+type caseSubscription struct {
+	Topic       string `json:"topic"`
+	Format      string `json:"format"`
+	Measurement string `json:"measurement"`
+	JSON        struct {
+		TimeKey  string   `json:"time_key"`
+		TimeUnit string   `json:"time_unit"`
+		ValueKey string   `json:"value_key"`
+		TagKeys  []string `json:"tag_keys"`
+	} `json:"json"`
+	ArrivalTime bool `json:"arrival_time"`
+}
+
+// lineProtocol writes readings as "series field=value ts" lines.
+func lineProtocol(rs []edgegw.Reading) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "%s %s=%s %d\n", r.Series, r.Field, strconv.FormatFloat(r.Value, 'g', -1, 64), r.Time)
+	}
+	return b.String()
+}
+
+// TestTestdata decodes each testdata/<case>/payload received on topic with
+// the case's subscription.json, and compares with want.lp (the readings) or
+// want.err (the reason, then the message).
+func TestTestdata(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/*/subscription.json")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no testdata cases: %v", err)
+	}
+	for _, f := range dirs {
+		dir := filepath.Dir(f)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			var cs caseSubscription
+			if err := json.Unmarshal(readFile(t, f), &cs); err != nil {
+				t.Fatalf("parse %s: %v", f, err)
+			}
+			sub := Subscription{Topic: cs.Topic, Format: cs.Format, Measurement: cs.Measurement,
+				JSON: JSONOptions{TimeKey: cs.JSON.TimeKey, TimeUnit: cs.JSON.TimeUnit, ValueKey: cs.JSON.ValueKey, TagKeys: cs.JSON.TagKeys}}
+			r, err := newRouter([]Subscription{sub}, cs.ArrivalTime)
+			if err != nil {
+				t.Fatalf("newRouter(%+v): %v", sub, err)
+			}
+			topic := strings.TrimSuffix(string(readFile(t, filepath.Join(dir, "topic"))), "\n")
+			payload := readFile(t, filepath.Join(dir, "payload"))
+			rs, err := r.decode(nil, topic, payload, arrival)
+			var got, wantFile string
+			if err != nil {
+				var re *RejectError
+				if !errors.As(err, &re) {
+					t.Fatalf("decode: error %T %v is not a *RejectError", err, err)
+				}
+				if len(rs) != 0 {
+					t.Errorf("decode returned %d readings with its error; want none", len(rs))
+				}
+				got, wantFile = re.Reason+"\n"+re.Msg+"\n", filepath.Join(dir, "want.err")
+			} else {
+				got, wantFile = lineProtocol(rs), filepath.Join(dir, "want.lp")
+			}
+			if *update {
+				os.Remove(filepath.Join(dir, "want.err"))
+				os.Remove(filepath.Join(dir, "want.lp"))
+				if err := os.WriteFile(wantFile, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(wantFile)
+			if err != nil {
+				t.Fatalf("decode gave %s; read the expectation: %v\ngot:\n%s", filepath.Base(wantFile), err, got)
+			}
+			if got != string(want) {
+				t.Errorf("decode(%q, %q):\ngot:\n%s\nwant:\n%s", topic, payload, got, want)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustRouter(t testing.TB, arrivalTime bool, subs ...Subscription) *router {
+	t.Helper()
+	r, err := newRouter(subs, arrivalTime)
+	if err != nil {
+		t.Fatalf("newRouter: %v", err)
+	}
+	return r
+}
+
+var (
+	valueSub = Subscription{Topic: "sensors/{site}/{device}/{field}", Format: "value", Measurement: "sensors"}
+	jsonSub  = Subscription{Topic: "sensors/{site}/{device}", Format: "json", Measurement: "sensors",
+		JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms", TagKeys: []string{"unit"}}}
+)
+
+func TestValueDecoder(t *testing.T) {
+	r := mustRouter(t, false, valueSub)
+	for _, tc := range []struct {
+		payload string
+		want    float64
+		reason  string
+	}{
+		{payload: "23.45", want: 23.45},
+		{payload: "  -7\n", want: -7},
+		{payload: "1e3", want: 1000},
+		{payload: "0", want: 0},
+		{payload: "abc", reason: "bad_number"},
+		{payload: "23.5 C", reason: "bad_number"},
+		{payload: "0x10", reason: "bad_number"},
+		{payload: "1_000", reason: "bad_number"},
+		{payload: "NaN", reason: "non_finite"},
+		{payload: "-Inf", reason: "non_finite"},
+		{payload: "1e400", reason: "non_finite"},
+		{payload: "", reason: "no_value"},
+		{payload: " \t", reason: "no_value"},
+	} {
+		rs, err := r.decode(nil, "sensors/s1/d1/temperature", []byte(tc.payload), arrival)
+		if tc.reason != "" {
+			var re *RejectError
+			if !errors.As(err, &re) || re.Reason != tc.reason {
+				t.Errorf("decode(%q) = %v, %v; want a rejection for %s", tc.payload, rs, err, tc.reason)
+			}
+			continue
+		}
+		want := []edgegw.Reading{{Series: "sensors,device=d1,site=s1", Field: "temperature", Value: tc.want, Time: arrival}}
+		if err != nil || len(rs) != 1 || rs[0] != want[0] {
+			t.Errorf("decode(%q) = %v, %v; want %v", tc.payload, rs, err, want)
+		}
+	}
+}
+
+func TestValueRejectMessage(t *testing.T) {
+	r := mustRouter(t, false, valueSub)
+	_, err := r.decode(nil, "sensors/s1/d1/temperature", []byte("abc"), arrival)
+	want := `payload "abc" on sensors/s1/d1/temperature: not a number; format value expects one number like 23.5`
+	if err == nil || err.Error() != want {
+		t.Errorf("decode(abc) error = %v; want %s", err, want)
+	}
+}
+
+func TestJSONTimes(t *testing.T) {
+	for _, tc := range []struct {
+		unit, ts string
+		want     int64
+		bad      bool
+	}{
+		{unit: "s", ts: "1700000000", want: 1700000000e9},
+		{unit: "s", ts: "1700000000.123456789", want: 1700000000123456789},
+		{unit: "s", ts: "1700000000.1234567899", want: 1700000000123456789},
+		{unit: "s", ts: "1.7e9", want: 1700000000e9},
+		{unit: "ms", ts: "1700000000123", want: 1700000000123e6},
+		{unit: "ms", ts: "1700000000123.5", want: 1700000000123500000},
+		{unit: "us", ts: "1700000000123456", want: 1700000000123456e3},
+		{unit: "ns", ts: "1700000000123456789", want: 1700000000123456789},
+		{unit: "ns", ts: "-5", want: -5},
+		{unit: "ms", ts: `"2023-11-14T22:13:20.5Z"`, want: 1700000000500000000},
+		{unit: "ms", ts: `"2023-11-15T00:13:20+02:00"`, want: 1700000000e9},
+		{unit: "s", ts: "9300000000000", bad: true},
+		{unit: "ns", ts: "99999999999999999999", bad: true},
+		{unit: "s", ts: "1e300", bad: true},
+		{unit: "ms", ts: `"yesterday"`, bad: true},
+		{unit: "ms", ts: `"3000-01-01T00:00:00Z"`, bad: true},
+		{unit: "ms", ts: "true", bad: true},
+		{unit: "ms", ts: "[1]", bad: true},
+	} {
+		sub := jsonSub
+		sub.JSON.TimeUnit = tc.unit
+		r := mustRouter(t, false, sub)
+		payload := `{"t": 1, "ts": ` + tc.ts + `}`
+		rs, err := r.decode(nil, "sensors/s1/d1", []byte(payload), arrival)
+		if tc.bad {
+			var re *RejectError
+			if !errors.As(err, &re) || re.Reason != "bad_time" {
+				t.Errorf("time_unit %s: decode(%s) = %v, %v; want a bad_time rejection", tc.unit, payload, rs, err)
+			}
+			continue
+		}
+		if err != nil || len(rs) != 1 || rs[0].Time != tc.want {
+			t.Errorf("time_unit %s: decode(%s) = %v, %v; want one reading at %d", tc.unit, payload, rs, err, tc.want)
+		}
+	}
+}
+
+func TestJSONArrivalTime(t *testing.T) {
+	r := mustRouter(t, true, jsonSub)
+	rs, err := r.decode(nil, "sensors/s1/d1", []byte(`{"t": 1, "ts": 5, "u": 2}`), arrival)
+	if err != nil || len(rs) != 2 || rs[0].Time != arrival || rs[1].Time != arrival {
+		t.Errorf("decode with arrival time = %v, %v; want 2 readings at %d (ts is not a field)", rs, err, arrival)
+	}
+}
+
+func TestJSONTags(t *testing.T) {
+	sub := jsonSub
+	sub.JSON.TagKeys = []string{"unit", "site", "id"}
+	r := mustRouter(t, false, sub)
+	rs, err := r.decode(nil, "sensors/s1/d1", []byte(`[{"t": 1, "unit": "C", "site": "s9", "id": 7}, {"t": 2}, {"t": 3, "unit": "F", "id": null}]`), arrival)
+	want := "sensors,device=d1,id=7,site=s9,unit=C t=1 1700000000000000000\n" +
+		"sensors,device=d1,site=s1 t=2 1700000000000000000\n" +
+		"sensors,device=d1,site=s1,unit=F t=3 1700000000000000000\n"
+	if err != nil || lineProtocol(rs) != want {
+		t.Errorf("decode = %v\n%s; want\n%s", err, lineProtocol(rs), want)
+	}
+}
+
+func TestJSONErrorKeepsDst(t *testing.T) {
+	r := mustRouter(t, false, jsonSub)
+	dst := []edgegw.Reading{{Field: "kept"}}
+	rs, err := r.decode(dst, "sensors/s1/d1", []byte(`[{"a": 1}, {"b": "x", "c": 1e999}]`), arrival)
+	if err == nil || len(rs) != 1 || rs[0].Field != "kept" {
+		t.Errorf("decode = %v, %v; want an error and dst as given", rs, err)
+	}
+}
+
+func TestNewDecoderErrors(t *testing.T) {
+	for _, tc := range []struct {
+		sub  Subscription
+		want string
+	}{
+		{Subscription{Topic: "a/{field}", Format: "xml", Measurement: "m"}, `format "xml" is unknown; accepted: value, json`},
+		{Subscription{Topic: "a/{field}", Format: "influx", Measurement: "m"}, `format "influx" is not supported yet; accepted: value, json`},
+		{Subscription{Topic: "a/{field}", Format: "senml", Measurement: "m"}, `format "senml" is not supported yet`},
+		{Subscription{Topic: "a/{field}", Measurement: "m"}, `format is empty; accepted: value, json`},
+		{Subscription{Topic: "a/{device}", Format: "value", Measurement: "m"}, `format value needs the topic to name the field`},
+		{Subscription{Topic: "a/{field}", Format: "json", Measurement: "m", JSON: JSONOptions{TimeUnit: "h"}}, `json time_unit "h" is unknown; accepted: s, ms, us, ns`},
+		{Subscription{Topic: "a/{field}", Format: "json", Measurement: "m", JSON: JSONOptions{TimeKey: "ts", TagKeys: []string{"ts"}}}, `tag_keys holds "ts"`},
+		{Subscription{Topic: "a/{field}", Format: "value"}, `measurement is empty`},
+	} {
+		_, err := newRouter([]Subscription{tc.sub}, false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("newRouter(%+v) error = %v; want it to contain %q", tc.sub, err, tc.want)
+		}
+	}
+}
+
+func TestFirstMatchingSubscriptionWins(t *testing.T) {
+	r := mustRouter(t, false,
+		Subscription{Topic: "sensors/special/{device}/{field}", Format: "json", Measurement: "special"},
+		Subscription{Topic: "sensors/{site}/{device}/{field}", Format: "value", Measurement: "sensors"})
+	rs, err := r.decode(nil, "sensors/special/d1/t", []byte(`{"value": 1}`), arrival)
+	if err != nil || len(rs) != 1 || rs[0].Series != "special,device=d1" {
+		t.Errorf("decode on the first template = %v, %v; want series special,device=d1", rs, err)
+	}
+	rs, err = r.decode(nil, "sensors/s2/d1/t", []byte(`2`), arrival)
+	if err != nil || len(rs) != 1 || rs[0].Series != "sensors,device=d1,site=s2" {
+		t.Errorf("decode on the second template = %v, %v; want series sensors,device=d1,site=s2", rs, err)
+	}
+}
+
+func TestTopicCacheBounded(t *testing.T) {
+	r := mustRouter(t, false, valueSub)
+	for i := range maxCachedTopics + 10 {
+		if _, err := r.decode(nil, "sensors/s1/d"+strconv.Itoa(i)+"/t", []byte("1"), arrival); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(r.cache); n > maxCachedTopics {
+		t.Errorf("topic cache holds %d entries; want at most %d", n, maxCachedTopics)
+	}
+}
+
+// checkReadings fails on a reading no decoder may produce.
+func checkReadings(t *testing.T, rs []edgegw.Reading) {
+	for _, r := range rs {
+		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) || r.Series == "" || r.Field == "" {
+			t.Fatalf("decoded an invalid reading %+v", r)
+		}
+	}
+}
+
+func FuzzValue(f *testing.F) {
+	for _, s := range []string{"23.45", " -1e3 ", "NaN", "abc", "", "0x1p4", "1e999"} {
+		f.Add([]byte(s))
+	}
+	r := mustRouter(f, false, valueSub)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		rs, err := r.decode(nil, "sensors/s1/d1/temperature", payload, arrival)
+		var re *RejectError
+		if err != nil && !errors.As(err, &re) {
+			t.Fatalf("decode(%q) error %T is not a *RejectError", payload, err)
+		}
+		checkReadings(t, rs)
+		if err == nil {
+			want, perr := strconv.ParseFloat(string(bytes.TrimSpace(payload)), 64)
+			if perr != nil || len(rs) != 1 || rs[0].Value != want {
+				t.Fatalf("decode(%q) = %v; strconv says %v, %v", payload, rs, want, perr)
+			}
+		}
+	})
+}
+
+// FuzzJSON checks the hand-written JSON decoder against encoding/json: what
+// it accepts is valid JSON, and it yields exactly the numeric members
+// encoding/json sees, in order.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"temperature": 21.5, "humidity": 40, "ts": 1700000000123}`,
+		`[{"value": 1, "ts": 1}, {"value": 2}]`,
+		`{"a": {"b": [1, 2, {"c": null}]}, "d": true, "e": "x\u00e9\"", "unit": "C"}`,
+		`{"t\u00e9mp": -0.5e-3, "ts": "2024-05-01T12:00:00Z"}`,
+		`{"a": 1e999}`, `[]`, `{}`, `{"a":1,}`, `[1]`, `{"a": 01}`,
+	} {
+		f.Add([]byte(s))
+	}
+	sub := Subscription{Topic: "sensors/{site}", Format: "json", Measurement: "m",
+		JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms", TagKeys: []string{"unit"}}}
+	r := mustRouter(f, false, sub)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		rs, err := r.decode(nil, "sensors/s1", payload, arrival)
+		var re *RejectError
+		if err != nil && !errors.As(err, &re) {
+			t.Fatalf("decode(%q) error %T is not a *RejectError", payload, err)
+		}
+		checkReadings(t, rs)
+		valid := json.Valid(payload)
+		if err == nil && !valid {
+			t.Fatalf("decode(%q) accepted invalid JSON: %v", payload, rs)
+		}
+		if valid && err != nil && re.Reason == "bad_payload" && isObjects(payload) {
+			t.Fatalf("decode(%q) rejected valid JSON objects: %v", payload, err)
+		}
+		if err != nil {
+			return
+		}
+		want, ok := referenceFields(payload, "ts", "unit")
+		if !ok {
+			return
+		}
+		got := make([]string, len(rs))
+		for i, r := range rs {
+			got[i] = r.Field + "=" + strconv.FormatFloat(r.Value, 'g', -1, 64)
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("decode(%q) fields %v; encoding/json sees %v", payload, got, want)
+		}
+	})
+}
+
+// isObjects reports whether valid JSON is an object or an array of objects.
+func isObjects(payload []byte) bool {
+	var v any
+	if json.Unmarshal(payload, &v) != nil {
+		return false
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		return true
+	case []any:
+		for _, e := range v {
+			if _, ok := e.(map[string]any); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// referenceFields lists, with encoding/json's tokenizer, the numeric members
+// of the objects in payload, except those named in skip or with an empty name,
+// as name=value in order.
+func referenceFields(payload []byte, skip ...string) ([]string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var out []string
+	depth := 0
+	var key string
+	inKey := true // at depth 1 of an object, the next string is a key
+	objectDepth := 1
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return out, true
+		}
+		if err != nil {
+			return nil, false
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '[':
+				if depth == 0 {
+					objectDepth = 2
+				}
+				depth++
+			case '{':
+				depth++
+				if depth == objectDepth {
+					inKey = true
+				}
+			default:
+				depth--
+				if depth == objectDepth {
+					inKey = true
+				}
+			}
+			continue
+		}
+		if depth != objectDepth {
+			continue // inside a nested value
+		}
+		if inKey {
+			key, inKey = tok.(string), false
+			continue
+		}
+		inKey = true
+		n, ok := tok.(json.Number)
+		if !ok || key == "" || slices.Contains(skip, key) {
+			continue
+		}
+		v, err := strconv.ParseFloat(string(n), 64)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, key+"="+strconv.FormatFloat(v, 'g', -1, 64))
+	}
+}

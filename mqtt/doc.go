@@ -1,0 +1,75 @@
+// Package mqtt subscribes to an MQTT broker, decodes each message into
+// readings and hands them to a Sink, acknowledging a message to the broker
+// only once the sink says its readings are durable.
+//
+// A subscription is a topic template and a payload format. In the template
+// "sensors/{site}/{device}/{field}" each {name} level matches any one level
+// and becomes the tag "name"; {field} names the field and {measurement} the
+// measurement (otherwise Subscription.Measurement does); '+' and a last '#'
+// match without naming anything. The client subscribes to the template with
+// every placeholder turned into '+' ("$share/<group>/..." with a share
+// group). A message is decoded by the first subscription whose template
+// matches its topic.
+//
+// Formats:
+//
+//   - value: the payload is one number, like "23.45" (surrounding white
+//     space is ignored); the topic must name the field; the time is the
+//     arrival time.
+//   - json: one object, or an array of objects. When the topic names the
+//     field, the member JSONOptions.ValueKey ("value") holds the value;
+//     otherwise every numeric member is a field. The member
+//     JSONOptions.TimeKey holds the time: a number in JSONOptions.TimeUnit
+//     (s, ms, us, ns; fractions are kept to the nanosecond) or an RFC 3339
+//     string; without it, the arrival time. Members named in
+//     JSONOptions.TagKeys (strings, numbers or booleans) become tags,
+//     replacing a topic tag of the same name. Every other member (strings, booleans, null, nested objects and
+//     arrays) is ignored.
+//
+// # Usage
+//
+//	c, err := mqtt.New(mqtt.Options{
+//		Broker:   "tcp://127.0.0.1:1883",
+//		ClientID: "edgegw-gw-01",
+//		QoS:      1,
+//		Subscriptions: []mqtt.Subscription{{
+//			Topic: "sensors/{site}/{device}/{field}", Format: "value", Measurement: "sensors",
+//		}},
+//	}, batcher, logger.With("stage", "mqtt"), reg)
+//	if err != nil {
+//		return err // names every bad option
+//	}
+//	g.Go(func() error { return c.Run(ctx) })
+//	// /readyz: c.Ready()
+//
+// # Caveats
+//
+// A message that cannot be decoded is rejected whole: it reaches the sink
+// with no readings, so that acknowledgements stay in order, and is counted in
+// edgegw_readings_rejected_total by reason (one count per message) and
+// logged at most once per 10 s per reason. A json array with one bad element
+// is rejected whole, as is an object whose numeric member overflows float64.
+// A member with an empty name is ignored.
+//
+// The handler runs on one goroutine, in order. While Sink.Add blocks, no
+// message is read, and the broker's in-flight limit holds the rest; Add must
+// not block longer than the keepalive, or the client misses the broker's
+// ping responses and reconnects.
+//
+// Acknowledgements are written within a millisecond of the sink calling
+// ack, together with any others due then. An ack called after the connection
+// it came from was lost, or after Run returned, is dropped: the broker
+// delivers that message again to the next session, and deduplication
+// downstream absorbs the repeat.
+//
+// Run reconnects by itself, with backoff from 0.5 s to 30 s. A connection
+// attempt that reached a broker that does not answer its CONNECT can delay
+// Run's return by up to 10 s.
+//
+// With clean_session false the broker keeps the session's subscriptions,
+// including those of an earlier configuration; their messages match no
+// template and are rejected as bad_topic.
+//
+// Ready stays false after the broker refuses a subscription (SUBACK 0x80),
+// until the next connection.
+package mqtt
