@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 TESTFLAGS ?=
 
-.PHONY: all build demo test deps check-go vet fmt-check unit qemu-check cross bench clean
+.PHONY: all build demo test deps check-go vet fmt-check unit race qemu-check cross bench clean
 
 all: build
 
@@ -27,7 +27,7 @@ deps:
 
 ## test: everything, including the integration tests against real Mosquitto
 ## and InfluxDB, and the arm64 binary under qemu.
-test: check-go deps vet fmt-check unit qemu-check
+test: check-go deps vet fmt-check unit race qemu-check
 
 vet:
 	$(GO) vet ./...
@@ -38,6 +38,10 @@ fmt-check:
 
 unit:
 	$(GO) test -count=1 -timeout 12m $(TESTFLAGS) ./...
+
+## race: the packages that run goroutines, again under the race detector.
+race:
+	$(GO) test -race -count=1 -timeout 5m ./batcher ./mqtt ./store ./uplink ./metrics ./simulator
 
 qemu-check: dist/edgegw-linux-arm64
 	qemu-aarch64-static dist/edgegw-linux-arm64 version

@@ -101,7 +101,7 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 	}
 	n, bytes := st.Outbox()
 	logger.Info("gateway starting", "gateway_id", cfg.Gateway.ID, "data_dir", cfg.Gateway.DataDir,
-		"open_panes", eng.OpenPanes(), "outbox_rollups", n, "outbox_bytes", bytes, "version", versionString())
+		"open_panes", eng.Panes(), "outbox_rollups", n, "outbox_bytes", bytes, "version", versionString())
 
 	counters := newGatewayCounters(reg)
 	commit := func(ctx context.Context, b *batcher.Batch) error {
@@ -119,7 +119,7 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 		counters.duplicate.Add(float64(rd.Duplicate))
 		counters.future.Add(float64(rd.Future))
 		counters.invalid.Add(float64(rd.Invalid))
-		counters.open.Set(float64(eng.OpenPanes()))
+		counters.open.Set(float64(eng.Panes()))
 		return nil
 	}
 	bat, err := batcher.New(batcher.Options{
