@@ -85,25 +85,7 @@ func startClient(t *testing.T, opts Options, sink Sink, reg prometheus.Registere
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v; want nil", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return within 10s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return c, stop
+	return c, testenv.Run(t, c.Run)
 }
 
 // publisher connects a plain paho client to url.

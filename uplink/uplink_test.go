@@ -109,25 +109,7 @@ func waitEmpty(t *testing.T, ob *memOutbox, d time.Duration) {
 // run starts u.Run and stops it when the test ends, checking it returns nil.
 func run(t *testing.T, u *Uplink) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- u.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run() = %v, want nil once ctx is done", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Errorf("Run did not return within 10s of its ctx being cancelled")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.Run(t, u.Run)
 }
 
 func newUplink(t *testing.T, opts Options, ob Outbox, logger *slog.Logger, reg prometheus.Registerer) *Uplink {
