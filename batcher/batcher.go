@@ -21,10 +21,6 @@ const (
 	minInterval        = time.Millisecond
 )
 
-// errorLogInterval is the shortest time between two log lines about failing
-// commits; the failures in between are counted and reported with the next.
-const errorLogInterval = 5 * time.Second
-
 // ErrClosed is returned by Add once Run has stopped accepting readings.
 var ErrClosed = errors.New("batcher closed")
 
@@ -40,6 +36,14 @@ type Options struct {
 	// messages (default 20, Mosquitto's max_inflight_messages). Set it to
 	// the broker's limit on unacknowledged QoS 1 messages per client.
 	FlowWindow int
+	// FlowIdle, when positive, keeps a batch that reached FlowWindow open
+	// until no message arrived for this long: the broker has stopped sending
+	// and waits for acknowledgements. A broker that allows more than
+	// FlowWindow unacknowledged messages keeps sending, and its batches then
+	// close on Interval or MaxReadings instead of every FlowWindow messages,
+	// which saves a commit (an fsync) per FlowWindow messages. 0 closes the
+	// batch at FlowWindow at once.
+	FlowIdle time.Duration
 }
 
 // Batch is what one commit covers.
@@ -50,11 +54,15 @@ type Batch struct {
 	// Messages counts the messages whose acknowledgements wait on this
 	// commit, including those carried over from failed commits.
 	Messages int
+	// Packets identify the QoS 1 messages among them (those added with a
+	// non-zero packet), in order; the committer makes them durable with
+	// the readings.
+	Packets []edgegw.Packet
 }
 
 // CommitFunc makes a batch durable. It returns nil only once the effect of
 // every reading handed over so far is durable; the batch's messages are then
-// acknowledged. It must not keep b or b.Readings after it returns.
+// acknowledged. It must not keep b, b.Readings or b.Packets after it returns.
 type CommitFunc func(ctx context.Context, b *Batch) error
 
 // Batcher gathers readings into batches and commits them.
@@ -70,6 +78,7 @@ type Batcher struct {
 
 	started atomic.Bool
 	unacked atomic.Int64
+	failing atomic.Pointer[error] // set while commits fail; see Err
 
 	// trigger holds a token when the open batch reached MaxReadings or
 	// FlowWindow.
@@ -78,17 +87,21 @@ type Batcher struct {
 	mu       sync.Mutex
 	readings []edgegw.Reading // the open batch
 	acks     []func()         // the open batch's acknowledgements, in order
+	packets  []edgegw.Packet  // the open batch's packets, in order
 	armed    bool             // trigger was sent for the open batch
+	full     bool             // the open batch reached MaxReadings
+	last     time.Time        // the last Add at or past FlowWindow, with FlowIdle
 	closed   bool
 	space    chan struct{} // closed when the open batch is taken; nil if nobody waits
 
 	// Owned by Run.
 	spare    []edgegw.Reading // the other reading buffer
 	pending  []func()         // acknowledgements waiting on a successful commit
+	pendPkts []edgegw.Packet  // packets waiting on a successful commit
 	batch    Batch
-	failures int // consecutive failed commits
-	logged   time.Time
-	quiet    int // failures not logged since logged
+	failures int       // consecutive failed commits
+	since    time.Time // when the first of them started
+	logged   bool      // the series of failures was logged
 }
 
 type metrics struct {
@@ -119,6 +132,9 @@ func New(opts Options, commit CommitFunc, logger *slog.Logger, reg prometheus.Re
 		opts.FlowWindow = defaultFlowWindow
 	case opts.FlowWindow < 0:
 		errs = append(errs, fmt.Errorf("flow window %d: want a positive number (0 means %d)", opts.FlowWindow, defaultFlowWindow))
+	}
+	if opts.FlowIdle < 0 {
+		errs = append(errs, fmt.Errorf("flow idle %v: want 0 (commit at the flow window at once) or a positive duration", opts.FlowIdle))
 	}
 	if commit == nil {
 		errs = append(errs, errors.New("commit function is nil: want a function"))
@@ -175,13 +191,14 @@ func New(opts Options, commit CommitFunc, logger *slog.Logger, reg prometheus.Re
 // Add adds the readings of one message to the open batch; ack, if not nil,
 // is called once a commit covering them has succeeded, after the ack of every
 // message added before. Add copies rs. rs may be empty: a message without
-// readings is still acknowledged in order.
+// readings is still acknowledged in order. A pkt other than the zero Packet
+// is handed to the commit in Batch.Packets.
 //
 // Add blocks while the open batch holds Options.MaxReadings readings, until a
 // commit takes it or ctx is done; it then returns ctx's error. It returns
 // ErrClosed once Run has stopped accepting; the message then stays
 // unacknowledged.
-func (b *Batcher) Add(ctx context.Context, rs []edgegw.Reading, ack func()) error {
+func (b *Batcher) Add(ctx context.Context, rs []edgegw.Reading, ack func(), pkt edgegw.Packet) error {
 	b.mu.Lock()
 	for len(b.readings) >= b.opts.MaxReadings && !b.closed {
 		if b.space == nil {
@@ -201,12 +218,19 @@ func (b *Batcher) Add(ctx context.Context, rs []edgegw.Reading, ack func()) erro
 		return ErrClosed
 	}
 	b.readings = append(b.readings, rs...)
+	if pkt.ID != 0 {
+		b.packets = append(b.packets, pkt)
+	}
 	if ack != nil {
 		b.acks = append(b.acks, ack)
 		b.unacked.Add(1)
 	}
-	if !b.armed && (len(b.readings) >= b.opts.MaxReadings || len(b.acks) >= b.opts.FlowWindow) {
-		b.armed = true
+	full, flow := len(b.readings) >= b.opts.MaxReadings, len(b.acks) >= b.opts.FlowWindow
+	if flow && b.opts.FlowIdle > 0 {
+		b.last = time.Now()
+	}
+	if (!b.armed && (full || flow)) || (full && !b.full) {
+		b.armed, b.full = true, full
 		select {
 		case b.trigger <- struct{}{}:
 		default:
@@ -240,16 +264,34 @@ func (b *Batcher) Run(ctx context.Context) error {
 	iv := b.opts.Interval
 	timer := time.NewTimer(iv)
 	defer timer.Stop()
+	// idle fires when the open batch, past FlowWindow, may have stopped
+	// receiving (Options.FlowIdle).
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	defer idle.Stop()
 	backoff := false // the last commit failed: wait for the timer
 	for {
-		trigger := b.trigger
+		trigger, idleC := b.trigger, idle.C
 		if backoff {
-			trigger = nil
+			trigger, idleC = nil, nil
 		}
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
 		case <-trigger:
+			if wait, ok := b.flowReady(); !ok {
+				if wait > 0 {
+					idle.Reset(wait)
+				}
+				continue
+			}
+		case <-idleC:
+			if wait, ok := b.flowReady(); !ok {
+				if wait > 0 {
+					idle.Reset(wait)
+				}
+				continue
+			}
 		}
 		if ctx.Err() != nil {
 			break
@@ -268,6 +310,25 @@ func (b *Batcher) Run(ctx context.Context) error {
 		return fmt.Errorf("commit last batch: %w", err)
 	}
 	return nil
+}
+
+// flowReady reports whether the open batch should be committed now because it
+// reached MaxReadings, or FlowWindow and nothing arrived for FlowIdle; if not
+// and it is past FlowWindow, wait is how long to look again. A batch below
+// both (a stale look after a commit) is not ready, with wait 0.
+func (b *Batcher) flowReady() (wait time.Duration, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case !b.armed:
+		return 0, false
+	case b.full || b.opts.FlowIdle == 0:
+		return 0, true
+	}
+	if since := time.Since(b.last); since < b.opts.FlowIdle {
+		return b.opts.FlowIdle - since, false
+	}
+	return 0, true
 }
 
 // close makes Add return ErrClosed, also in the calls waiting for space.
@@ -291,7 +352,9 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	b.pending = append(b.pending, b.acks...)
 	clear(b.acks)
 	b.acks = b.acks[:0]
-	b.armed = false
+	b.pendPkts = append(b.pendPkts, b.packets...)
+	b.packets = b.packets[:0]
+	b.armed, b.full = false, false
 	select {
 	case <-b.trigger: // a token for the batch just taken
 	default:
@@ -303,7 +366,7 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	b.mu.Unlock()
 	opened = time.Now()
 
-	b.batch = Batch{Readings: rs, Messages: len(b.pending)}
+	b.batch = Batch{Readings: rs, Messages: len(b.pending), Packets: b.pendPkts}
 	err = b.commit(ctx, &b.batch)
 	took := time.Since(opened)
 	b.batch = Batch{}
@@ -314,7 +377,12 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	b.m.batchReadings.Observe(float64(len(rs)))
 	if err != nil {
 		b.m.commitErrors.Inc()
+		if b.failures == 0 {
+			b.since = opened
+		}
 		b.failures++
+		ferr := fmt.Errorf("%d commits failed since %s: %w", b.failures, b.since.Format(time.RFC3339), err)
+		b.failing.Store(&ferr)
 		if ctx.Err() == nil && !b.closedNow() {
 			b.logFailure(err, len(rs))
 		}
@@ -322,8 +390,10 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	}
 	b.m.committed.Inc()
 	if b.failures > 0 {
-		b.log.Info("commit succeeded again", "failed_commits", b.failures, "messages", len(b.pending))
-		b.failures, b.quiet, b.logged = 0, 0, time.Time{}
+		b.failing.Store(nil)
+		b.log.Info("commit succeeded again", "failed_commits", b.failures,
+			"failing_for", time.Since(b.since).Round(time.Millisecond), "messages", len(b.pending))
+		b.failures, b.logged = 0, false
 	}
 	for _, ack := range b.pending {
 		ack()
@@ -331,6 +401,7 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	b.unacked.Add(-int64(len(b.pending)))
 	clear(b.pending)
 	b.pending = b.pending[:0]
+	b.pendPkts = b.pendPkts[:0]
 	return opened, nil
 }
 
@@ -342,16 +413,24 @@ func (b *Batcher) closedNow() bool {
 	return b.closed
 }
 
-// logFailure logs a failed commit, at most once per errorLogInterval, with the
-// number of failures not logged since the previous line.
+// logFailure logs the first failed commit of a series, once: the later ones
+// show in Err (and so in /readyz) and in edgegw_commit_errors_total until a
+// commit succeeds, which is logged too.
 func (b *Batcher) logFailure(err error, readings int) {
-	now := time.Now()
-	if !b.logged.IsZero() && now.Sub(b.logged) < errorLogInterval {
-		b.quiet++
+	if b.logged {
 		return
 	}
-	b.log.Error("commit batch; acknowledgements wait for the next commit",
-		"err", err, "readings", readings, "messages", len(b.pending),
-		"failed_commits", b.failures, "suppressed", b.quiet)
-	b.logged, b.quiet = now, 0
+	b.log.Error("commit batch; messages stay unacknowledged (the broker keeps them) and the commit is retried every interval until it succeeds",
+		"err", err, "readings", readings, "messages", len(b.pending))
+	b.logged = true
+}
+
+// Err returns nil if the last commit succeeded (or none has run yet), else
+// an error saying how many commits in a row failed, since when, and wrapping
+// the last one's error. It may be called from any goroutine.
+func (b *Batcher) Err() error {
+	if p := b.failing.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

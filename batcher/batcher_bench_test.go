@@ -34,7 +34,7 @@ func BenchmarkAdd(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := bt.Add(ctx, rs, ack); err != nil {
+				if err := bt.Add(ctx, rs, ack, edgegw.Packet{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -58,7 +58,7 @@ func BenchmarkAddParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		rs := []edgegw.Reading{reading(1)}
 		for pb.Next() {
-			if err := bt.Add(context.Background(), rs, ack); err != nil {
+			if err := bt.Add(context.Background(), rs, ack, edgegw.Packet{}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -41,6 +41,7 @@ type call struct {
 	at       time.Duration // since the committer was made
 	readings []edgegw.Reading
 	messages int
+	packets  []edgegw.Packet
 	ctxErr   error
 }
 
@@ -66,6 +67,7 @@ func (c *committer) commit(ctx context.Context, b *Batch) error {
 		at:       time.Since(c.start),
 		readings: slices.Clone(b.Readings),
 		messages: b.Messages,
+		packets:  slices.Clone(b.Packets),
 		ctxErr:   ctx.Err(),
 	})
 	c.running++
@@ -130,7 +132,7 @@ func run(t *testing.T, b *Batcher) (stop func() error) {
 
 func mustAdd(t *testing.T, b *Batcher, rs []edgegw.Reading, ack func()) {
 	t.Helper()
-	if err := b.Add(context.Background(), rs, ack); err != nil {
+	if err := b.Add(context.Background(), rs, ack, edgegw.Packet{}); err != nil {
 		t.Fatalf("Add(%d readings) = %v", len(rs), err)
 	}
 }
@@ -373,7 +375,7 @@ func TestFailedCommitCarriesAcks(t *testing.T) {
 	})
 }
 
-func TestFailedCommitLogThrottled(t *testing.T) {
+func TestFailedCommitsLoggedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		failing := atomic.Bool{}
 		failing.Store(true)
@@ -385,26 +387,35 @@ func TestFailedCommitLogThrottled(t *testing.T) {
 		})
 		var logs bytes.Buffer
 		b := newBatcher(t, Options{Interval: 100 * time.Millisecond}, c.commit, slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		if err := b.Err(); err != nil {
+			t.Errorf("Err() before any commit = %v; want nil", err)
+		}
 		stop := run(t, b)
 
-		// Failures at 0.1s, 0.2s, ... 12.0s: logged at 0.1s, 5.1s and 10.1s.
+		// Failures at 0.1s, 0.2s, ... 12.0s: logged once, at 0.1s.
 		time.Sleep(12*time.Second + 50*time.Millisecond)
 		synctest.Wait()
+		if err := b.Err(); err == nil || !strings.Contains(err.Error(), "120 commits failed since") || !strings.Contains(err.Error(), "commit 119: disk full") {
+			t.Errorf("Err() after 120 failures = %v; want it to count them and wrap the last error", err)
+		}
 		failing.Store(false)
 		time.Sleep(100 * time.Millisecond)
 		synctest.Wait()
+		if err := b.Err(); err != nil {
+			t.Errorf("Err() after a commit succeeded = %v; want nil", err)
+		}
 		if err := stop(); err != nil {
 			t.Errorf("Run() = %v; want nil", err)
 		}
 		out := logs.String()
-		if n := strings.Count(out, "level=ERROR"); n != 3 {
-			t.Errorf("%d error lines for 120 failures in 12s; want 3 (one per 5s):\n%s", n, out)
+		if n := strings.Count(out, "level=ERROR"); n != 1 {
+			t.Errorf("%d error lines for 120 failures in 12s; want 1:\n%s", n, out)
 		}
-		if !strings.Contains(out, "suppressed=49") {
-			t.Errorf("log does not count the 49 failures between two lines (suppressed=49):\n%s", out)
+		if !strings.Contains(out, "commit 0: disk full") {
+			t.Errorf("the error line does not give the first failure's error (commit 0: disk full):\n%s", out)
 		}
-		if !strings.Contains(out, "failed_commits=120") {
-			t.Errorf("log does not say 120 commits failed before one succeeded (failed_commits=120):\n%s", out)
+		if n := strings.Count(out, "commit succeeded again"); n != 1 || !strings.Contains(out, "failed_commits=120") || !strings.Contains(out, "failing_for=12s") {
+			t.Errorf("log does not say once that commits succeed again after 120 failures in 12s (failed_commits=120 failing_for=12s):\n%s", out)
 		}
 	})
 }
@@ -495,10 +506,10 @@ func TestBackpressure(t *testing.T) {
 		mustAdd(t, b, readings(2), nil)
 		mustAdd(t, b, readings(3), nil) // the next batch is full too
 		blocked := make(chan error, 1)
-		go func() { blocked <- b.Add(context.Background(), readings(4), nil) }()
+		go func() { blocked <- b.Add(context.Background(), readings(4), nil, edgegw.Packet{}) }()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancelled := make(chan error, 1)
-		go func() { cancelled <- b.Add(ctx, readings(5), nil) }()
+		go func() { cancelled <- b.Add(ctx, readings(5), nil, edgegw.Packet{}) }()
 		synctest.Wait()
 		select {
 		case err := <-blocked:
@@ -558,7 +569,7 @@ func TestShutdownCommitsOpenBatch(t *testing.T) {
 		if got, want := a.called(), []int{0, 1}; !slices.Equal(got, want) {
 			t.Errorf("acks called %v; want %v", got, want)
 		}
-		if err := b.Add(context.Background(), readings(2), a.ack(2)); !errors.Is(err, ErrClosed) {
+		if err := b.Add(context.Background(), readings(2), a.ack(2), edgegw.Packet{}); !errors.Is(err, ErrClosed) {
 			t.Errorf("Add after Run returned = %v; want ErrClosed", err)
 		}
 		if err := b.Run(context.Background()); err == nil {
@@ -587,7 +598,7 @@ func TestShutdownWaitsForRunningCommit(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		cancel()
 		synctest.Wait()
-		if err := b.Add(context.Background(), readings(2), a.ack(2)); !errors.Is(err, ErrClosed) {
+		if err := b.Add(context.Background(), readings(2), a.ack(2), edgegw.Packet{}); !errors.Is(err, ErrClosed) {
 			t.Errorf("Add after cancel, during the commit = %v; want ErrClosed", err)
 		}
 		if err := <-done; err != nil {
@@ -614,7 +625,7 @@ func TestShutdownReleasesBlockedAdd(t *testing.T) {
 		b := newBatcher(t, Options{Interval: time.Second, MaxReadings: 1}, c.commit, nil, nil)
 		mustAdd(t, b, readings(0), nil) // full, and Run has not started
 		blocked := make(chan error, 1)
-		go func() { blocked <- b.Add(context.Background(), readings(1), nil) }()
+		go func() { blocked <- b.Add(context.Background(), readings(1), nil, edgegw.Packet{}) }()
 		synctest.Wait()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -734,7 +745,7 @@ func TestConcurrentAdds(t *testing.T) {
 				if i%5 != 0 { // some QoS 0 messages
 					ack = func() { acked[g] = append(acked[g], i) } // acks run on Run's goroutine only
 				}
-				if err := b.Add(context.Background(), rs, ack); err != nil {
+				if err := b.Add(context.Background(), rs, ack, edgegw.Packet{}); err != nil {
 					t.Errorf("Add = %v", err)
 					return
 				}

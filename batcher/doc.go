@@ -26,7 +26,7 @@
 //	...
 //	g.Go(func() error { return b.Run(ctx) }) // errgroup; ctx ends on SIGTERM
 //	// in the message handler:
-//	err := b.Add(ctx, readings, msg.Ack)
+//	err := b.Add(ctx, readings, msg.Ack, pkt) // pkt: the message's edgegw.Packet
 //
 // # Caveats
 //
@@ -36,16 +36,18 @@
 // commit. The failed batch's acknowledgements are carried into the next commit
 // and released only after a commit succeeds, which is retried no sooner than
 // Options.Interval after the failed one returned. Failed commits are counted
-// in edgegw_commit_errors_total and logged at most once every 5 seconds, each
-// line saying how many failures it stands for.
+// in edgegw_commit_errors_total; the first of a series is logged, once, and
+// so is the commit that succeeds after them. Err reports the failures while
+// they last (the gateway's /readyz says not ready).
 //
 // Run calls the committer at least once per Options.Interval even when no
 // reading arrived (a heartbeat), so the committer can advance its watermark
 // with wall time. A commit that takes longer than Options.Interval is followed
 // at once by the next, which then holds everything added meanwhile.
 //
-// The committer must not keep a Batch or its Readings after it returns: their
-// memory is reused for a later batch.
+// The committer must not keep a Batch, its Readings or its Packets after it
+// returns: their memory is reused for a later batch. Packets, like the
+// acknowledgements, are carried over a failed commit into the next one.
 //
 // Add blocks while a commit runs and the next batch already holds
 // Options.MaxReadings readings, so memory stays near 2*MaxReadings readings and

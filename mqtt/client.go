@@ -76,6 +76,10 @@ type Options struct {
 	ArrivalTime bool
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Committed are the packets of the QoS 1 messages committed before, as
+	// the store kept them: a resend of one of them (DUP flag, same packet
+	// identifier, topic and payload) reaches the sink without readings.
+	Committed []edgegw.Packet
 }
 
 // TLSOptions configures TLS from files.
@@ -124,10 +128,14 @@ type JSONOptions struct {
 // *batcher.Batcher implements it.
 type Sink interface {
 	// Add takes the readings of one message (none for a message that was
-	// rejected) and calls ack once they are durable. rs is reused once Add
-	// returns: Add copies what it keeps. Add may block to slow the client
-	// down; it returns an error once ctx is done.
-	Add(ctx context.Context, rs []edgegw.Reading, ack func()) error
+	// rejected, or for a resend of one already handed over) and calls ack
+	// once they are durable. pkt identifies a QoS 1 message; the sink
+	// makes it durable with the readings, and Options.Committed gives it
+	// back at the next start. It is the zero Packet when there is nothing
+	// to remember. rs is reused once Add returns: Add copies what it
+	// keeps. Add may block to slow the client down; it returns an error
+	// once ctx is done.
+	Add(ctx context.Context, rs []edgegw.Reading, ack func(), pkt edgegw.Packet) error
 }
 
 // Client subscribes to a broker and hands each message's readings to a Sink,
@@ -148,10 +156,11 @@ type Client struct {
 	ready   atomic.Bool
 	running atomic.Bool
 
-	mu       sync.Mutex // serialises handle: it owns router, buf and throttle
+	mu       sync.Mutex // serialises handle: it owns router, buf, throttle and redeliv
 	router   *router
 	buf      []edgegw.Reading
 	throttle throttle
+	redeliv  *redeliveries // nil unless QoS is 1
 }
 
 type metrics struct {
@@ -160,6 +169,7 @@ type metrics struct {
 	rejected   *prometheus.CounterVec
 	connected  prometheus.Gauge
 	reconnects prometheus.Counter
+	resends    prometheus.Counter
 }
 
 // New returns a Client for opts that delivers to sink. It checks every
@@ -231,12 +241,19 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "edgegw_mqtt_reconnects_total", Help: "Connections to the broker made after the first.",
 		}),
+		resends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "edgegw_mqtt_resends_skipped_total", Help: "QoS 1 resends (DUP) of messages already handed over, acknowledged without counting them again.",
+		}),
+	}
+	if opts.QoS == 1 {
+		c.redeliv = &redeliveries{}
+		c.redeliv.seed(opts.Committed)
 	}
 	for _, r := range reasons {
 		c.m.rejected.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.m.messages, c.m.readings, c.m.rejected, c.m.connected, c.m.reconnects} {
+		for _, col := range []prometheus.Collector{c.m.messages, c.m.readings, c.m.rejected, c.m.connected, c.m.reconnects, c.m.resends} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("register mqtt metrics: %w", err)
 			}
@@ -338,6 +355,12 @@ func (c *Client) Run(ctx context.Context) error {
 			break
 		}
 		connects++
+		if !sessionPresent && c.redeliv != nil {
+			// A new session redelivers nothing: no message can be a resend.
+			c.mu.Lock()
+			c.redeliv.reset()
+			c.mu.Unlock()
+		}
 		if connects > 1 {
 			c.m.reconnects.Inc()
 			if !c.opts.CleanSession && !sessionPresent {
@@ -471,6 +494,17 @@ func (c *Client) handle(ctx context.Context, m paho.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m.messages.Inc()
+	var pkt edgegw.Packet
+	if c.redeliv != nil && m.Qos() == 1 && m.MessageID() != 0 {
+		pkt = edgegw.Packet{ID: m.MessageID(), Hash: packetHash(m.Topic(), m.Payload())}
+		if c.redeliv.resend(pkt.ID, m.Duplicate(), pkt.Hash) {
+			// Already handed over, committed or about to be: acknowledge
+			// it after the first copy, and count nothing.
+			c.m.resends.Inc()
+			c.add(ctx, nil, m.Ack, edgegw.Packet{}, c.now())
+			return
+		}
+	}
 	now := c.now()
 	rs, err := c.router.decode(c.buf[:0], m.Topic(), m.Payload(), now.UnixNano())
 	if err != nil {
@@ -487,11 +521,21 @@ func (c *Client) handle(ctx context.Context, m paho.Message) {
 	}
 	c.buf = rs
 	c.m.readings.Add(float64(len(rs)))
-	if err := c.sink.Add(ctx, rs, m.Ack); err != nil && ctx.Err() == nil {
+	if c.add(ctx, rs, m.Ack, pkt, now) && c.redeliv != nil {
+		c.redeliv.remember(pkt)
+	}
+}
+
+// add hands one message to the sink and reports whether the sink took it.
+// c.mu is held.
+func (c *Client) add(ctx context.Context, rs []edgegw.Reading, ack func(), pkt edgegw.Packet, now time.Time) bool {
+	err := c.sink.Add(ctx, rs, ack, pkt)
+	if err != nil && ctx.Err() == nil {
 		if ok, suppressed := c.throttle.allow("sink", now); ok {
 			c.log.Error("the sink refused a message; it stays unacknowledged until the broker delivers it again", "err", err, "suppressed", suppressed)
 		}
 	}
+	return err == nil
 }
 
 // throttle allows one log line per key per interval and counts the lines

@@ -27,7 +27,7 @@ type fakeSink struct {
 	acks []func()
 }
 
-func (s *fakeSink) Add(ctx context.Context, rs []edgegw.Reading, ack func()) error {
+func (s *fakeSink) Add(ctx context.Context, rs []edgegw.Reading, ack func(), _ edgegw.Packet) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

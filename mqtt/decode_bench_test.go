@@ -86,7 +86,7 @@ func (m *benchMessage) Ack()              {}
 // discardSink takes every message and acknowledges nothing.
 type discardSink struct{ n int }
 
-func (s *discardSink) Add(_ context.Context, rs []edgegw.Reading, _ func()) error {
+func (s *discardSink) Add(_ context.Context, rs []edgegw.Reading, _ func(), _ edgegw.Packet) error {
 	s.n += len(rs)
 	return nil
 }

@@ -59,8 +59,27 @@
 // Acknowledgements are written within a millisecond of the sink calling
 // ack, together with any others due then. An ack called after the connection
 // it came from was lost, or after Run returned, is dropped: the broker
-// delivers that message again to the next session, and deduplication
-// downstream absorbs the repeat.
+// delivers that message again to the next session, as a resend.
+//
+// With QoS 1 each message handed to the sink carries its edgegw.Packet: the
+// packet identifier and a hash of topic and payload. The sink commits it with
+// the message's readings; Options.Committed gives the committed packets back
+// at the next start. A message with the DUP flag whose identifier and hash
+// match the last message handed over with that identifier (committed, or
+// still pending in a batch) is a resend: it reaches the sink without
+// readings, so that its acknowledgement still follows the first copy's
+// commit, and is counted in edgegw_mqtt_resends_skipped_total. This is what
+// keeps a reading stamped with its arrival time from being counted twice
+// when the process dies, or the connection drops, between a commit and its
+// acknowledgements; readings with an event time are also deduplicated by the
+// window engine. Any other message replaces the entry of its identifier (the
+// broker reuses an identifier only once it got the acknowledgement), so the
+// table holds at most 65535 entries (512 KiB). A new session at the broker
+// (session present 0) clears it. Two limits: a resend whose first copy never
+// arrived, with the same identifier, topic and payload as the earlier
+// committed message that held that identifier, is taken for a resend and
+// lost; and a redelivery without the DUP flag (a broker restored from an old
+// snapshot) is counted again unless the window engine deduplicates it.
 //
 // Run reconnects by itself, with backoff from 0.5 s to 30 s. A connection
 // attempt that reached a broker that does not answer its CONNECT can delay

@@ -5,9 +5,12 @@
 // Each micro-batch is committed in one write transaction, fsynced before
 // Commit returns: the state delta, the engine metadata and the rollups of the
 // windows that closed land together or not at all. A process killed at any
-// moment reopens at the last committed batch. The outbox is a queue keyed by a
-// sequence number; the uplink reads its head with Peek and deletes it with
-// Remove once the upstream has accepted it.
+// moment reopens at the last committed batch. The same transaction records
+// the MQTT packets of the batch's QoS 1 messages (identifier and hash, one
+// entry per identifier, at most 65535); Packets reads them back at start so
+// that a broker's resend of a committed message is recognised. The outbox
+// is a queue keyed by a sequence number; the uplink reads its head with Peek
+// and deletes it with Remove once the upstream has accepted it.
 //
 // # Usage
 //
@@ -18,7 +21,7 @@
 //	for batch := range batches {
 //		eng.Add(batch.Readings); eng.Advance(now)
 //		rd := eng.Ready()
-//		if err := st.Commit(rd); err != nil { ... } // nothing of rd is durable
+//		if err := st.Commit(rd, batch.Packets...); err != nil { ... } // nothing of rd is durable
 //		eng.Done(rd); batch.Ack()
 //	}
 //

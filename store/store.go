@@ -88,6 +88,8 @@ type Store struct {
 	mRollups prometheus.Gauge
 	mBytes   prometheus.Gauge
 	mDropped prometheus.Counter
+
+	dead deadLetters // the dead-letter bucket's counters (deadletter.go)
 }
 
 // Open opens (or creates) dir/edgegw.db, creating dir with mode 0750 if
@@ -128,6 +130,7 @@ func Open(dir string, opts *Options, logger *slog.Logger, reg prometheus.Registe
 		maxOut: o.MaxOutboxBytes,
 		log:    logger,
 		notify: make(chan struct{}, 1),
+		dead:   newDeadLetters(),
 		mRollups: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edgegw_outbox_rollups",
 			Help: "Rollups in the outbox, waiting for the upstream.",
@@ -142,7 +145,7 @@ func Open(dir string, opts *Options, logger *slog.Logger, reg prometheus.Registe
 		}),
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketState, bucketMeta, bucketOutbox} {
+		for _, name := range [][]byte{bucketState, bucketMeta, bucketOutbox, bucketDead} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -153,6 +156,7 @@ func Open(dir string, opts *Options, logger *slog.Logger, reg prometheus.Registe
 			s.outCount++
 			s.outBytes += int64(len(v))
 		}
+		s.dead.scan(tx)
 		return nil
 	})
 	if err != nil {
@@ -162,7 +166,7 @@ func Open(dir string, opts *Options, logger *slog.Logger, reg prometheus.Registe
 	s.mRollups.Set(float64(s.outCount))
 	s.mBytes.Set(float64(s.outBytes))
 	if reg != nil {
-		for _, c := range []prometheus.Collector{s.mRollups, s.mBytes, s.mDropped} {
+		for _, c := range []prometheus.Collector{s.mRollups, s.mBytes, s.mDropped, s.dead.mCount, s.dead.mDropped} {
 			if err := reg.Register(c); err != nil {
 				db.Close()
 				return nil, fmt.Errorf("open store %s: register metrics: %w", path, err)
@@ -198,11 +202,12 @@ func (s *Store) Restore(fn func(meta []byte, state iter.Seq2[[]byte, []byte]) er
 }
 
 // Commit makes rd durable in one write transaction, synced to disk before it
-// returns: the state delta rd.State, the metadata rd.Meta and the rollups
-// rd.Rollups appended to the outbox. If it returns an error, nothing of rd was
-// written. Past MaxOutboxBytes the oldest rollups are dropped in the same
-// transaction. After a Commit that added rollups, Notify fires.
-func (s *Store) Commit(rd window.Ready) error {
+// returns: the state delta rd.State, the metadata rd.Meta, the rollups
+// rd.Rollups appended to the outbox, and the MQTT packets of the batch
+// (see Packets). If it returns an error, nothing of rd was written. Past
+// MaxOutboxBytes the oldest rollups are dropped in the same transaction.
+// After a Commit that added rollups, Notify fires.
+func (s *Store) Commit(rd window.Ready, packets ...edgegw.Packet) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var (
@@ -228,6 +233,9 @@ func (s *Store) Commit(rd window.Ready) error {
 		}
 		if err := tx.Bucket(bucketMeta).Put(keyMeta, rd.Meta); err != nil {
 			return fmt.Errorf("put meta: %w", err)
+		}
+		if err := putPackets(tx, packets); err != nil {
+			return err
 		}
 		if len(rd.Rollups) == 0 {
 			return nil

@@ -371,8 +371,8 @@ func TestMetricsOnlyWithRegistry(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	open(t, t.TempDir(), nil, nil, reg)
-	if n := testutil.CollectAndCount(reg); n != 3 {
-		t.Errorf("metrics registered = %d, want 3", n)
+	if n := testutil.CollectAndCount(reg); n != 5 { // outbox rollups, bytes, dropped; dead letters, dropped
+		t.Errorf("metrics registered = %d, want 5", n)
 	}
 	// A second Store on the same registry is refused rather than panicking.
 	if _, err := Open(t.TempDir(), nil, nil, reg); err == nil || !strings.Contains(err.Error(), "register metrics") {

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,30 +205,54 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 			}
 		})
 	}
-	t.Run("429 then 204", func(t *testing.T) {
-		fs := newFakeServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
-			if n == 0 {
-				w.Header().Set("Retry-After", "1")
-				w.WriteHeader(http.StatusTooManyRequests)
-				return
+	// The wait actually taken: the retry comes after Retry-After, not
+	// before and not much later, and nothing leaves the outbox before the
+	// 2xx.
+	for _, tc := range []struct {
+		name     string
+		status   int
+		header   func() string
+		min, max time.Duration
+	}{
+		{"429 seconds then 204", http.StatusTooManyRequests, func() string { return "1" }, 990 * time.Millisecond, 1500 * time.Millisecond},
+		// An HTTP date has whole seconds: 2 s ahead is a wait of 1 to 2 s.
+		{"503 HTTP date then 204", http.StatusServiceUnavailable,
+			func() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }, 990 * time.Millisecond, 2500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ob *memOutbox
+			var heldAtRetry atomic.Int64
+			fs := newFakeServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
+				if n == 0 {
+					w.Header().Set("Retry-After", tc.header())
+					w.WriteHeader(tc.status)
+					return
+				}
+				heldAtRetry.Store(int64(ob.len()))
+				w.WriteHeader(http.StatusNoContent)
+			})
+			ob = newOutbox(sample(2)...)
+			u := newUplink(t, Options{URL: fs.URL, Database: "edge", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, ob, nil, nil)
+			run(t, u)
+			waitEmpty(t, ob, 5*time.Second)
+			reqs := fs.requests()
+			if len(reqs) != 2 {
+				t.Fatalf("%d requests, want 2", len(reqs))
 			}
-			w.WriteHeader(http.StatusNoContent)
+			if gap := reqs[1].at.Sub(reqs[0].at); gap < tc.min || gap > tc.max {
+				t.Errorf("retry %v after a %d with Retry-After, want between %v and %v", gap, tc.status, tc.min, tc.max)
+			}
+			if n := heldAtRetry.Load(); n != 2 {
+				t.Errorf("outbox held %d rollups when the retry arrived, want both: nothing is removed before a 2xx", n)
+			}
+			if got := ob.removals(); !slices.Equal(got, []uint64{2}) {
+				t.Errorf("removed through %v, want [2] once, after the 204", got)
+			}
+			if got := testutil.ToFloat64(u.mErrors.WithLabelValues("throttled")); got != 1 {
+				t.Errorf("edgegw_uplink_write_errors_total{reason=throttled} = %v, want 1", got)
+			}
 		})
-		ob := newOutbox(sample(2)...)
-		u := newUplink(t, Options{URL: fs.URL, Database: "edge", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}, ob, nil, nil)
-		run(t, u)
-		waitEmpty(t, ob, 5*time.Second)
-		reqs := fs.requests()
-		if len(reqs) != 2 {
-			t.Fatalf("%d requests, want 2", len(reqs))
-		}
-		if gap := reqs[1].at.Sub(reqs[0].at); gap < 990*time.Millisecond {
-			t.Errorf("retry %v after a 429 with Retry-After: 1, want at least 1s", gap)
-		}
-		if got := testutil.ToFloat64(u.mErrors.WithLabelValues("throttled")); got != 1 {
-			t.Errorf("edgegw_uplink_write_errors_total{reason=throttled} = %v, want 1", got)
-		}
-	})
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {

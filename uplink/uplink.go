@@ -30,6 +30,11 @@ type Outbox interface {
 	Remove(through uint64) error
 	// Notify receives a value after rollups were added.
 	Notify() <-chan struct{}
+	// DeadLetter deletes the rollups up to sequence number through, as
+	// Remove does, and keeps lines, which the upstream refused for their
+	// content, each with the reason at the same index, in the same
+	// transaction.
+	DeadLetter(through uint64, lines [][]byte, reasons []string) error
 }
 
 // Options configures an Uplink. The zero values of the durations and of
@@ -134,7 +139,11 @@ type Uplink struct {
 	lastErr   error
 	encDrop   int // unencodable rollups not yet logged
 	encLog    time.Time
-	outLogged bool // a Stdout failure was logged
+	outLogged bool  // a Stdout failure was logged
+	ends      []int // end offset in body of each line of the batch
+	refusals  map[string]*refusalLog
+
+	mDead prometheus.Counter
 
 	mWritten prometheus.Counter
 	mErrors  *prometheus.CounterVec
@@ -251,15 +260,19 @@ func New(opts Options, ob Outbox, logger *slog.Logger, reg prometheus.Registerer
 	})
 	u.mErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edgegw_uplink_write_errors_total",
-		Help: "Failed write attempts by reason: network, timeout, throttled (429/503), server_error (5xx), rejected (other 4xx), stdout, outbox (reading or removing failed); encode counts rollups that cannot be written.",
+		Help: "Failed write attempts by reason: network, timeout, throttled (429/503), server_error (5xx), rejected (other 4xx; a 400 or 422 for the content instead moves the refused rollups to the dead letters), stdout, outbox (reading or removing failed); encode counts rollups that cannot be written.",
 	}, []string{"reason"})
+	u.mDead = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgegw_rollups_dead_letter_total",
+		Help: "Rollups the upstream refused for their content (400 or 422, such as a field type conflict), moved from the outbox to the dead letters.",
+	})
 	u.mSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "edgegw_uplink_write_seconds",
 		Help:    "Duration of write requests to InfluxDB.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{u.mWritten, u.mErrors, u.mSeconds} {
+		for _, c := range []prometheus.Collector{u.mWritten, u.mErrors, u.mSeconds, u.mDead} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("configure uplink: register metrics: %w", err)
 			}
@@ -368,7 +381,7 @@ func (u *Uplink) batch(ctx context.Context) (int, time.Duration) {
 	if len(rs) == 0 {
 		return 0, 0
 	}
-	u.body = u.body[:0]
+	u.body, u.ends = u.body[:0], u.ends[:0]
 	lines, bad := 0, 0
 	for _, r := range rs {
 		b, err := AppendLine(u.body, r)
@@ -378,6 +391,7 @@ func (u *Uplink) batch(ctx context.Context) (int, time.Duration) {
 			continue
 		}
 		u.body = b
+		u.ends = append(u.ends, len(b))
 		lines++
 	}
 	if bad > 0 {
@@ -387,6 +401,9 @@ func (u *Uplink) batch(ctx context.Context) (int, time.Duration) {
 		if err := u.write(ctx, u.body); err != nil {
 			if ctx.Err() != nil {
 				return len(rs), 0
+			}
+			if we, ok := refused(err); ok {
+				return len(rs), u.deadLetter(ctx, through, we)
 			}
 			return len(rs), u.failed(err, reason(err))
 		}
@@ -408,6 +425,11 @@ func (u *Uplink) write(ctx context.Context, body []byte) error {
 			return err
 		}
 	}
+	return u.print(body)
+}
+
+// print copies body, written upstream, to Stdout.
+func (u *Uplink) print(body []byte) error {
 	if u.opts.Stdout == nil {
 		return nil
 	}

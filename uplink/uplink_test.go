@@ -32,8 +32,14 @@ type memOutbox struct {
 	mu      sync.Mutex
 	seq     uint64
 	items   []memItem
-	removed []uint64 // the through of each Remove
+	removed []uint64 // the through of each Remove or DeadLetter
+	dead    []deadLine
 	notify  chan struct{}
+}
+
+// deadLine is one line passed to memOutbox.DeadLetter.
+type deadLine struct {
+	line, reason string
 }
 
 type memItem struct {
@@ -78,6 +84,21 @@ func (ob *memOutbox) Remove(through uint64) error {
 	ob.removed = append(ob.removed, through)
 	ob.items = slices.DeleteFunc(ob.items, func(it memItem) bool { return it.seq <= through })
 	return nil
+}
+
+func (ob *memOutbox) DeadLetter(through uint64, lines [][]byte, reasons []string) error {
+	ob.mu.Lock()
+	for i, l := range lines {
+		ob.dead = append(ob.dead, deadLine{string(l), reasons[i]})
+	}
+	ob.mu.Unlock()
+	return ob.Remove(through)
+}
+
+func (ob *memOutbox) deadLetters() []deadLine {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	return slices.Clone(ob.dead)
 }
 
 func (ob *memOutbox) Notify() <-chan struct{} { return ob.notify }
@@ -480,8 +501,8 @@ edgegw_rollups_written_total 2
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "edgegw_rollups_written_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(reg); n != 3 {
-		t.Errorf("metrics collected = %d, want 3 (written, errors{network}, write seconds)", n)
+	if n := testutil.CollectAndCount(reg); n != 4 {
+		t.Errorf("metrics collected = %d, want 4 (written, errors{network}, write seconds, dead letters)", n)
 	}
 	if _, err := New(Options{Stdout: io.Discard}, newOutbox(), nil, reg); err == nil {
 		t.Error("New with a registry already holding the metrics = nil error, want a register error")

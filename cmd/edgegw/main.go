@@ -63,7 +63,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newRunCmd(), newDemoCmd(), newSimulateCmd(), newConfigCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newDemoCmd(), newSimulateCmd(), newConfigCmd(), newStateCmd(), newVersionCmd())
 	return root
 }
 

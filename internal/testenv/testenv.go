@@ -157,6 +157,12 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *Broker {
 	port := FreePort(t)
 	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence %v\npersistence_location %s/\nautosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n",
 		port, !opts.NoPersistence, dir)
+	if os.Geteuid() == 0 {
+		// Started as root, Mosquitto switches to the user mosquitto, which
+		// cannot write its persistence file into the test's folder: it
+		// would lose every session at a restart.
+		conf += "user root\n"
+	}
 	if opts.MaxInflight > 0 {
 		conf += fmt.Sprintf("max_inflight_messages %d\n", opts.MaxInflight)
 	}

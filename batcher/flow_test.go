@@ -1,0 +1,79 @@
+package batcher
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// broker sends n messages to b the way an MQTT broker does: at most window
+// unacknowledged at once (0: no limit), one every gap. It returns when every
+// message was acknowledged.
+func broker(t *testing.T, b *Batcher, n, window int, gap time.Duration) {
+	t.Helper()
+	if window == 0 {
+		window = n
+	}
+	inflight := make(chan struct{}, window)
+	for i := range n {
+		inflight <- struct{}{}
+		mustAdd(t, b, readings(i), func() { <-inflight })
+		if gap > 0 {
+			time.Sleep(gap)
+		}
+	}
+	for range window {
+		inflight <- struct{}{}
+	}
+}
+
+// TestFlowStrictWindow: a broker that sends no more than FlowWindow
+// unacknowledged messages must not wait for Interval: with FlowIdle the batch
+// closes once the broker falls silent.
+func TestFlowStrictWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, window, commit, idle = 2000, 20, time.Millisecond, 500 * time.Microsecond
+		c := newCommitter(func(context.Context, int) error { time.Sleep(commit); return nil })
+		b := newBatcher(t, Options{Interval: 100 * time.Millisecond, FlowWindow: window, FlowIdle: idle}, c.commit, nil, nil)
+		stop := run(t, b)
+		start := time.Now()
+		broker(t, b, n, window, 0)
+		took := time.Since(start)
+		// Each round: the broker's window, the idle wait, the commit.
+		if rounds, max := n/window, time.Duration(n/window)*(commit+idle); took > max {
+			t.Errorf("%d messages through a window of %d took %v; want at most %v (%d rounds of commit %v + idle %v)",
+				n, window, took, max, rounds, commit, idle)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Run() = %v; want nil", err)
+		}
+	})
+}
+
+// TestFlowWideWindow: a broker that keeps sending past FlowWindow gets its
+// batches closed on Interval, not a commit every FlowWindow messages.
+func TestFlowWideWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, gap, interval = 2000, 100 * time.Microsecond, 100 * time.Millisecond
+		c := newCommitter(nil)
+		b := newBatcher(t, Options{Interval: interval, FlowWindow: 20, FlowIdle: 500 * time.Microsecond}, c.commit, nil, nil)
+		stop := run(t, b)
+		broker(t, b, n, 1000, gap)
+		// 2000 messages 100us apart: 200ms, two intervals; the last batch
+		// closes when the broker falls silent.
+		if got, max := len(c.got()), 4; got > max {
+			t.Errorf("%d commits for %d messages arriving every %v through a window of 1000; want at most %d (Interval %v)",
+				got, n, gap, max, interval)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Run() = %v; want nil", err)
+		}
+	})
+}
+
+func TestFlowIdleNegative(t *testing.T) {
+	if _, err := New(Options{FlowIdle: -time.Millisecond}, func(context.Context, *Batch) error { return nil }, nil, nil); err == nil {
+		t.Error("New with FlowIdle -1ms = nil error; want one naming flow idle")
+	}
+}
