@@ -234,6 +234,20 @@ func (e *Engine) Advance(now time.Time) {
 	}
 }
 
+// Resume continues the event clock, at wall time now, from where it stood
+// at the last Add or Advance: the wall time in between does not advance it.
+// The caller resumes after a spell in which the gateway could not hear its
+// sensors (the process was stopped, the broker was unreachable, commits
+// failed), so that readings held by the broker during the spell are not made
+// late by it. Before the first reading Resume does nothing.
+func (e *Engine) Resume(now time.Time) {
+	if !e.hasClock {
+		return
+	}
+	e.used = true
+	e.anchorW = satSub(wallNanos(now), satSub(e.clock, e.anchorT))
+}
+
 // Watermark returns the event clock minus AllowedLateness in ns since the
 // Unix epoch, as of the last Add or Advance: every window ending at or
 // before it is closed. Before the first reading it is math.MinInt64.
