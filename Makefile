@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 TESTFLAGS ?=
 
-.PHONY: all build demo test deps check-go vet fmt-check unit race qemu-check cross bench clean
+.PHONY: all build demo test deps check-go vet fmt-check unit race qemu-check cross bench bench-e2e clean
 
 all: build
 
@@ -63,5 +63,11 @@ FORCE:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $${COUNT:-6} ./window ./mqtt ./batcher ./store | tee bench.txt
 
+## bench-e2e: the whole path, real Mosquitto and InfluxDB, the gateway as a
+## process, at in-flight windows 20 and 1000 (a few minutes). RUNS=3 reports
+## medians of three passes; figures and machine in BENCHMARKS.md.
+bench-e2e: check-go deps
+	bash -o pipefail -c "$(GO) test -run '^$$' -bench E2E -benchtime 1x -count 1 -timeout 30m ./bench | tee bench-e2e.txt"
+
 clean:
-	rm -rf bin dist bench.txt
+	rm -rf bin dist bench.txt bench-e2e.txt

@@ -19,6 +19,7 @@ const (
 	defaultMaxReadings = 10000
 	defaultFlowWindow  = 20 // Mosquitto's max_inflight_messages
 	minInterval        = time.Millisecond
+	minFlowIdle        = 100 * time.Microsecond // the shortest pause taken as the broker's
 )
 
 // ErrClosed is returned by Add once Run has stopped accepting readings.
@@ -37,12 +38,13 @@ type Options struct {
 	// the broker's limit on unacknowledged QoS 1 messages per client.
 	FlowWindow int
 	// FlowIdle, when positive, keeps a batch that reached FlowWindow open
-	// until no message arrived for this long: the broker has stopped sending
-	// and waits for acknowledgements. A broker that allows more than
-	// FlowWindow unacknowledged messages keeps sending, and its batches then
-	// close on Interval or MaxReadings instead of every FlowWindow messages,
-	// which saves a commit (an fsync) per FlowWindow messages. 0 closes the
-	// batch at FlowWindow at once.
+	// until the broker pauses: no message for 8 times the median gap
+	// between messages, at least 100us and at most FlowIdle. A broker held
+	// by its window pauses at once; one that allows more than FlowWindow
+	// unacknowledged messages keeps sending, and its batches then close on
+	// Interval or MaxReadings instead of every FlowWindow messages, which
+	// saves a commit (an fsync) per FlowWindow messages. 0 closes the batch
+	// at FlowWindow at once.
 	FlowIdle time.Duration
 }
 
@@ -58,6 +60,9 @@ type Batch struct {
 	// non-zero packet), in order; the committer makes them durable with
 	// the readings.
 	Packets []edgegw.Packet
+	// Arrived is when the newest of Readings was added; zero if none was.
+	// It stands for their arrival time, which the commit may be well after.
+	Arrived time.Time
 }
 
 // CommitFunc makes a batch durable. It returns nil only once the effect of
@@ -88,9 +93,11 @@ type Batcher struct {
 	readings []edgegw.Reading // the open batch
 	acks     []func()         // the open batch's acknowledgements, in order
 	packets  []edgegw.Packet  // the open batch's packets, in order
+	arrived  time.Time        // when the open batch's newest readings were added
 	armed    bool             // trigger was sent for the open batch
 	full     bool             // the open batch reached MaxReadings
-	last     time.Time        // the last Add at or past FlowWindow, with FlowIdle
+	last     time.Time        // the last Add, with FlowIdle
+	gap      time.Duration    // running median of the time between Adds, with FlowIdle
 	closed   bool
 	space    chan struct{} // closed when the open batch is taken; nil if nobody waits
 
@@ -150,6 +157,7 @@ func New(opts Options, commit CommitFunc, logger *slog.Logger, reg prometheus.Re
 		commit:  commit,
 		log:     logger,
 		trigger: make(chan struct{}, 1),
+		gap:     opts.FlowIdle / 8, // until messages tell: the longest pause
 		m: metrics{
 			committed: prometheus.NewCounter(prometheus.CounterOpts{
 				Name: "edgegw_batches_committed_total",
@@ -218,6 +226,9 @@ func (b *Batcher) Add(ctx context.Context, rs []edgegw.Reading, ack func(), pkt 
 		return ErrClosed
 	}
 	b.readings = append(b.readings, rs...)
+	if len(rs) > 0 {
+		b.arrived = time.Now()
+	}
 	if pkt.ID != 0 {
 		b.packets = append(b.packets, pkt)
 	}
@@ -226,8 +237,17 @@ func (b *Batcher) Add(ctx context.Context, rs []edgegw.Reading, ack func(), pkt 
 		b.unacked.Add(1)
 	}
 	full, flow := len(b.readings) >= b.opts.MaxReadings, len(b.acks) >= b.opts.FlowWindow
-	if flow && b.opts.FlowIdle > 0 {
-		b.last = time.Now()
+	if b.opts.FlowIdle > 0 {
+		// A median moved by 1/16 towards each gap: bursts of a broker
+		// released by acknowledgements keep it short, its pauses do not
+		// stretch it.
+		now := time.Now()
+		if d := now.Sub(b.last); d > b.gap {
+			b.gap += b.gap/16 + 1
+		} else {
+			b.gap -= b.gap / 16
+		}
+		b.last = now
 	}
 	if (!b.armed && (full || flow)) || (full && !b.full) {
 		b.armed, b.full = true, full
@@ -325,8 +345,9 @@ func (b *Batcher) flowReady() (wait time.Duration, ok bool) {
 	case b.full || b.opts.FlowIdle == 0:
 		return 0, true
 	}
-	if since := time.Since(b.last); since < b.opts.FlowIdle {
-		return b.opts.FlowIdle - since, false
+	pause := min(max(8*b.gap, minFlowIdle), b.opts.FlowIdle)
+	if since := time.Since(b.last); since < pause {
+		return pause - since, false
 	}
 	return 0, true
 }
@@ -354,6 +375,8 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	b.acks = b.acks[:0]
 	b.pendPkts = append(b.pendPkts, b.packets...)
 	b.packets = b.packets[:0]
+	arrived := b.arrived
+	b.arrived = time.Time{}
 	b.armed, b.full = false, false
 	select {
 	case <-b.trigger: // a token for the batch just taken
@@ -366,7 +389,7 @@ func (b *Batcher) commitOpen(ctx context.Context) (opened time.Time, err error) 
 	b.mu.Unlock()
 	opened = time.Now()
 
-	b.batch = Batch{Readings: rs, Messages: len(b.pending), Packets: b.pendPkts}
+	b.batch = Batch{Readings: rs, Messages: len(b.pending), Packets: b.pendPkts, Arrived: arrived}
 	err = b.commit(ctx, &b.batch)
 	took := time.Since(opened)
 	b.batch = Batch{}

@@ -6,7 +6,9 @@
 // passed since it opened, it holds Options.MaxReadings readings, or it carries
 // Options.FlowWindow unacknowledged messages (the broker sends only so many
 // unacknowledged QoS 1 messages, so waiting any longer would stall the flow).
-// While one commit runs the next batch keeps filling; under load batches fuse
+// With Options.FlowIdle the last one waits until the broker also pauses, so
+// that a broker allowing more unacknowledged messages than FlowWindow does not
+// cause a commit every FlowWindow messages. While one commit runs the next batch keeps filling; under load batches fuse
 // rather than queue, and only one commit runs at a time.
 //
 // # Usage

@@ -32,9 +32,9 @@ const (
 	seed     = 42
 	size     = 2 * time.Second // tumbling windows
 	lateness = time.Second
-	// maxQueued is Mosquitto's max_queued_messages: large enough that the
-	// broker never drops a message while the gateway is behind.
-	maxQueued = 1_000_000
+	// defaultQueued is Mosquitto's max_queued_messages: large enough that
+	// the broker never drops a message while the gateway is behind.
+	defaultQueued = 1_000_000
 	// pollEvery is how often the benchmark looks at the gateway's metrics
 	// and, for the latency, at InfluxDB.
 	pollEvery = 20 * time.Millisecond
@@ -70,12 +70,15 @@ type result struct {
 }
 
 // BenchmarkE2E measures the whole path at Mosquitto's default in-flight
-// window (20) and at 1000. Run it with `make bench-e2e`; RUNS (default 1)
-// repeats every measurement and reports medians, COUNT (default 60000) sets
-// the messages of a flat-out run.
+// window (20) and at 1000. Run it with `make bench-e2e`. Environment: RUNS
+// (default 1) repeats every measurement and reports medians; COUNT (default
+// 60000) sets the messages of a flat-out run; INFLIGHT (default 20,1000)
+// the windows; QUEUED (default 1000000) Mosquitto's max_queued_messages;
+// FLAT_ONLY=1 skips the fixed rates; GW_BIN measures a given binary.
 func BenchmarkE2E(b *testing.B) {
 	runs := envInt(b, "RUNS", 1)
 	count := int64(envInt(b, "COUNT", 60000))
+	queued := envInt(b, "QUEUED", defaultQueued)
 	loads := []load{
 		{format: "json", rate: 0, count: count},
 		{format: "value", rate: 0, count: count},
@@ -102,7 +105,7 @@ func BenchmarkE2E(b *testing.B) {
 	var all []result
 	for _, inflight := range inflights {
 		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
-			broker := testenv.Mosquitto(b, testenv.MosquittoOptions{MaxInflight: inflight, MaxQueued: maxQueued})
+			broker := testenv.Mosquitto(b, testenv.MosquittoOptions{MaxInflight: inflight, MaxQueued: queued})
 			dropped := watchDropped(b, broker.URL())
 			for _, ld := range loads {
 				b.Run(ld.name(), func(b *testing.B) {
@@ -131,7 +134,7 @@ func BenchmarkE2E(b *testing.B) {
 				})
 			}
 			if n := dropped.final(b); n != 0 {
-				b.Errorf("Mosquitto dropped %d QoS 1 messages ($SYS/broker/publish/messages/dropped); want 0 with max_queued_messages %d", n, maxQueued)
+				b.Errorf("Mosquitto dropped %d QoS 1 messages ($SYS/broker/publish/messages/dropped); want 0 with max_queued_messages %d", n, queued)
 			}
 		})
 	}

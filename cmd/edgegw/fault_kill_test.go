@@ -20,10 +20,9 @@ import (
 
 // The fault tests use windows of 2 s closing 3 s after their end, while the
 // simulator holds its out-of-order readings back for at most 0.5 s (its
-// --lateness 1s): the rest of the lateness covers the gateway's own outage.
-// The watermark advances with the wall time, also while the gateway is down,
-// so a reading that waited at the broker longer than allowed_lateness would
-// be late, and rightly not counted.
+// --lateness 1s). The watermark does not advance while the gateway is down
+// (TestRestartAfterLongDowntime), so outages longer than the lateness lose
+// nothing either.
 const (
 	faultSize     = 2 * time.Second
 	faultLateness = 3 * time.Second
@@ -309,4 +308,39 @@ func mergeFiles(t *testing.T, dst string, srcs ...string) {
 	if err := os.WriteFile(dst, all, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRestartAfterLongDowntime stops the gateway (SIGKILL) for longer than
+// window size + allowed_lateness while the simulator goes on publishing: the
+// readings the broker held meanwhile must all count once the gateway is back,
+// since the event clock resumes where it stood instead of jumping by the
+// downtime.
+func TestRestartAfterLongDowntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: skipped with -short")
+	}
+	broker := faultBroker(t)
+	influx := testenv.Influx(t)
+	influx.CreateDatabase(t, "edge")
+	dir := t.TempDir()
+	cfg := faultConfig(dir, "downtime", broker.URL(), influx.URL(), testenv.FreePort(t), "")
+	gw := startGateway(t, dir, cfg)
+
+	truth := filepath.Join(dir, "truth.lp")
+	sim := startSimulation(t, "--broker", broker.URL(), "--devices", "20", "--sites", "2",
+		"--rate", "1000", "--count", "9000", "--format", "json", "--seed", "11",
+		"--out-of-order", "0.05", "--late", "0.01", "--duplicates", "0.05", "--lateness", simLateness,
+		"--truth", truth)
+	time.Sleep(2 * time.Second)
+	killGateway(gw)
+	time.Sleep(faultSize + faultLateness + 2*time.Second)
+	gw = startGateway(t, dir, cfg)
+	sim.wait(t, 60*time.Second)
+
+	want := expectedRollups(t, truth, faultSize)
+	waitAllRollups(t, influx, want)
+	if late := scrapeGateway(gw, "edgegw_readings_late_total"); late > 200 {
+		t.Errorf("edgegw_readings_late_total after the restart = %v; the held readings were taken for late", late)
+	}
+	gw.stop(t)
 }

@@ -104,31 +104,35 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 		"open_panes", eng.Panes(), "outbox_rollups", n, "outbox_bytes", bytes, "version", versionString())
 
 	counters := newGatewayCounters(reg)
-	// While commits fail (data_dir full or read-only) the gateway takes no
-	// new messages and the broker holds them back; the event clock does not
-	// advance with the wall time of that stall, so the held readings are not
-	// made late by it.
-	var stalled time.Duration // wall time spent failing, hidden from the engine
-	var failedAt time.Time    // the last failed commit's start, while failing
+	// The event clock moves with wall time only while the gateway can hear
+	// its sensors. After a spell in which it could not (the process was
+	// stopped, the broker was unreachable, commits to data_dir failed and the
+	// broker held the messages back) it resumes where it stood, so readings
+	// held back during the spell are not made late by it.
+	var mc *mqtt.Client
+	deaf := true // until the first commit: the process was not running
 	commit := func(ctx context.Context, b *batcher.Batch) error {
-		wall := time.Now()
-		if !failedAt.IsZero() {
-			stalled += wall.Sub(failedAt)
-			failedAt = wall
+		now := time.Now()
+		if deaf || !mc.Ready() {
+			eng.Resume(now)
 		}
-		now := wall.Add(-stalled)
-		eng.Add(b.Readings, now)
+		deaf = false
+		// The readings arrived up to batch.interval before this commit: the
+		// event clock takes their arrival, not the commit's time, or the
+		// older ones in the batch would be late by the batch's age.
+		arrived := now
+		if !b.Arrived.IsZero() && b.Arrived.Before(now) {
+			arrived = b.Arrived
+		}
+		eng.Add(b.Readings, arrived)
 		eng.Advance(now)
 		rd := eng.Ready()
 		if len(rd.State) > 0 || len(rd.Rollups) > 0 || len(b.Packets) > 0 {
 			if err := st.Commit(rd, b.Packets...); err != nil {
-				if failedAt.IsZero() {
-					failedAt = wall
-				}
+				deaf = true
 				return err
 			}
 		}
-		failedAt = time.Time{}
 		eng.Done(rd)
 		counters.late.Add(float64(rd.Late))
 		counters.duplicate.Add(float64(rd.Duplicate))
@@ -141,10 +145,11 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 		Interval:    cfg.Batch.Interval,
 		MaxReadings: cfg.Batch.MaxReadings,
 		// Past Mosquitto's default window of 20 unacknowledged messages,
-		// commit once the broker pauses for 500us (BENCHMARKS.md): a strict
-		// window costs a pause per 20 messages, a wider one a commit per
-		// interval instead of one per 20 messages.
-		FlowIdle: 500 * time.Microsecond,
+		// commit once the broker pauses (8 median gaps, at most 10ms): a
+		// broker held by its window pauses at once, one with a wider
+		// window costs a commit per interval instead of one per 20
+		// messages (BENCHMARKS.md).
+		FlowIdle: 10 * time.Millisecond,
 	}, commit, logger.With("stage", "batcher"), reg)
 	if err != nil {
 		return usageError{err}
@@ -153,7 +158,7 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 	if mopts.Committed, err = st.Packets(); err != nil {
 		return fmt.Errorf("read committed MQTT packets from %s: %w", cfg.Gateway.DataDir, err)
 	}
-	mc, err := mqtt.New(mopts, bat, logger.With("stage", "mqtt"), reg)
+	mc, err = mqtt.New(mopts, bat, logger.With("stage", "mqtt"), reg)
 	if err != nil {
 		return usageError{err}
 	}

@@ -60,13 +60,18 @@ func TestSIGTERMCommitsAcknowledgesAndFlushes(t *testing.T) {
 	cfg := shutdownConfig(dir, broker.URL(), influx.URL(), testenv.FreePort(t), 5*time.Second, shutdownTimeout)
 	gw := startGateway(t, dir, cfg)
 
-	const messages = 1010 // not a multiple of the flow window: some wait in the open batch
-	truth := publishTruth(t, dir, broker, messages, "11")
-	waitFor(t, 10*time.Second, "the gateway to receive every message", func() bool {
-		return gatewayMetric(t, gw, "edgegw_mqtt_messages_received_total") == messages
+	truth1 := publishTruth(t, dir, broker, 1000, "11")
+	waitFor(t, 10*time.Second, "the gateway to receive and commit every message", func() bool {
+		return gatewayMetric(t, gw, "edgegw_mqtt_messages_received_total") == 1000 &&
+			gatewayMetric(t, gw, "edgegw_unacked_messages") == 0
 	})
-	if n := gatewayMetric(t, gw, "edgegw_unacked_messages"); n == 0 {
-		t.Fatalf("edgegw_unacked_messages = 0 before SIGTERM; want messages waiting in the open batch (batch.interval 5s)")
+	// Too few to fill the broker's flow window: they wait in the open batch.
+	truth2 := publishTruth(t, dir, broker, 5, "13")
+	waitFor(t, 5*time.Second, "the gateway to receive 5 more messages", func() bool {
+		return gatewayMetric(t, gw, "edgegw_mqtt_messages_received_total") == 1005
+	})
+	if n := gatewayMetric(t, gw, "edgegw_unacked_messages"); n != 5 {
+		t.Fatalf("edgegw_unacked_messages = %v before SIGTERM; want the 5 messages waiting in the open batch (batch.interval 5s)", n)
 	}
 
 	took := gw.terminate(t, shutdownTimeout+5*time.Second)
@@ -82,7 +87,7 @@ func TestSIGTERMCommitsAcknowledgesAndFlushes(t *testing.T) {
 	if n := gatewayMetric(t, gw, "edgegw_mqtt_messages_received_total"); n != 0 {
 		t.Errorf("after SIGTERM and restart the broker redelivered %v messages; want 0 (each was acknowledged at shutdown)", n)
 	}
-	want := expectedRollups(t, truth, time.Second)
+	want := expectedRollups(t, concatFiles(t, filepath.Join(dir, "truth.lp"), truth1, truth2), time.Second)
 	waitRollups(t, influx, len(want), 15*time.Second)
 	compareRollups(t, influxRollups(t, influx), want)
 	gw.stop(t)
