@@ -1,7 +1,8 @@
-// Package edgegw holds the two values that flow through the gateway: a
-// Reading, decoded from an MQTT message, and a Rollup, the aggregate of one
-// series over one window, bound for InfluxDB. It imports only the standard
-// library so that every stage can share it.
+// Package edgegw holds the values that flow through the gateway: a Reading,
+// decoded from an MQTT message; a Rollup, the aggregate of one series over
+// one window, bound for InfluxDB; and a Packet, the identity of the message
+// a batch held, committed with it. It imports only the standard library so
+// that every stage can share it.
 //
 // A series is named by its key: the measurement and its tags sorted by key,
 // written as in InfluxDB line protocol ("sensors,device=d1,site=s1"). The key
