@@ -38,10 +38,11 @@ type Options struct {
 	// the broker's limit on unacknowledged QoS 1 messages per client.
 	FlowWindow int
 	// FlowIdle, when positive, keeps a batch that reached FlowWindow open
-	// until the broker pauses: no message for 8 times the median gap
-	// between messages, at least 100us and at most FlowIdle. A broker held
-	// by its window pauses at once; one that allows more than FlowWindow
-	// unacknowledged messages keeps sending, and its batches then close on
+	// until the broker pauses: no message for 4 times the 90th percentile
+	// of the gaps between messages, at least 100us and at most FlowIdle.
+	// A broker held by its window pauses at once; one that allows more
+	// unacknowledged messages keeps sending, the batcher takes the most it
+	// has seen unacknowledged as the broker's window, and batches close on
 	// Interval or MaxReadings instead of every FlowWindow messages, which
 	// saves a commit (an fsync) per FlowWindow messages. 0 closes the batch
 	// at FlowWindow at once.
@@ -97,7 +98,8 @@ type Batcher struct {
 	armed    bool             // trigger was sent for the open batch
 	full     bool             // the open batch reached MaxReadings
 	last     time.Time        // the last Add, with FlowIdle
-	gap      time.Duration    // running median of the time between Adds, with FlowIdle
+	gap      time.Duration    // running 90th percentile of the time between Adds, with FlowIdle
+	window   int64            // the broker's window as seen, with FlowIdle: at least FlowWindow
 	closed   bool
 	space    chan struct{} // closed when the open batch is taken; nil if nobody waits
 
@@ -157,7 +159,8 @@ func New(opts Options, commit CommitFunc, logger *slog.Logger, reg prometheus.Re
 		commit:  commit,
 		log:     logger,
 		trigger: make(chan struct{}, 1),
-		gap:     opts.FlowIdle / 8, // until messages tell: the longest pause
+		gap:     minFlowIdle / 4, // until messages tell: the shortest pause
+		window:  int64(opts.FlowWindow),
 		m: metrics{
 			committed: prometheus.NewCounter(prometheus.CounterOpts{
 				Name: "edgegw_batches_committed_total",
@@ -238,16 +241,21 @@ func (b *Batcher) Add(ctx context.Context, rs []edgegw.Reading, ack func(), pkt 
 	}
 	full, flow := len(b.readings) >= b.opts.MaxReadings, len(b.acks) >= b.opts.FlowWindow
 	if b.opts.FlowIdle > 0 {
-		// A median moved by 1/16 towards each gap: bursts of a broker
-		// released by acknowledgements keep it short, its pauses do not
-		// stretch it.
+		// A running 90th percentile: up by 1/16 for a longer gap, down by
+		// 1/144 for a shorter one. The bursts of a broker released by
+		// acknowledgements keep it short (its pauses are 1 gap in
+		// FlowWindow); bursty arrivals of a wider window stretch it.
 		now := time.Now()
 		if d := now.Sub(b.last); d > b.gap {
 			b.gap += b.gap/16 + 1
 		} else {
-			b.gap -= b.gap / 16
+			b.gap -= b.gap / 144
 		}
 		b.last = now
+		// The broker sent this many unacknowledged messages: its window
+		// is at least that wide.
+		b.window = max(b.window, b.unacked.Load())
+		flow = b.atWindow()
 	}
 	if (!b.armed && (full || flow)) || (full && !b.full) {
 		b.armed, b.full = true, full
@@ -298,6 +306,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-timer.C:
+			b.noteStall()
 		case <-trigger:
 			if wait, ok := b.flowReady(); !ok {
 				if wait > 0 {
@@ -344,12 +353,46 @@ func (b *Batcher) flowReady() (wait time.Duration, ok bool) {
 		return 0, false
 	case b.full || b.opts.FlowIdle == 0:
 		return 0, true
+	case !b.atWindow():
+		// Messages went on past FlowWindow: wait for the next Add at a
+		// window.
+		b.armed = false
+		return 0, false
 	}
-	pause := min(max(8*b.gap, minFlowIdle), b.opts.FlowIdle)
-	if since := time.Since(b.last); since < pause {
+	if since, pause := time.Since(b.last), b.pause(); since < pause {
 		return pause - since, false
 	}
 	return 0, true
+}
+
+// atWindow reports, with FlowIdle, whether the broker may be waiting for
+// acknowledgements: the open batch holds some, and the unacknowledged
+// messages are exactly FlowWindow (a broker that holds to it, as Mosquitto
+// does by default when no backlog is queued) or as many as the widest
+// window seen. b.mu is held.
+func (b *Batcher) atWindow() bool {
+	total := b.unacked.Load()
+	return len(b.acks) > 0 && (total == int64(b.opts.FlowWindow) || total >= b.window)
+}
+
+// pause returns how long no message must arrive, at FlowWindow or past it,
+// for the broker to be taken as waiting for acknowledgements. b.mu is held.
+func (b *Batcher) pause() time.Duration {
+	return min(max(4*b.gap, minFlowIdle), b.opts.FlowIdle)
+}
+
+// noteStall is called when Interval closes a batch. If the broker paused with
+// FlowWindow or more messages unacknowledged, that is its window: later
+// batches close as soon as the broker pauses there again.
+func (b *Batcher) noteStall() {
+	if b.opts.FlowIdle == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if total := b.unacked.Load(); total >= int64(b.opts.FlowWindow) && time.Since(b.last) >= b.pause() {
+		b.window = total
+	}
 }
 
 // close makes Add return ErrClosed, also in the calls waiting for space.

@@ -48,13 +48,11 @@ func TestFlowStrictWindow(t *testing.T) {
 		start := time.Now()
 		broker(t, b, n, window, 0)
 		took := time.Since(start)
-		// Each round: the broker's window, the idle wait, the commit; the
-		// first rounds wait longer, until the median gap has learnt the
-		// bursts.
+		// Each round: the broker's window, the idle wait, the commit.
 		rounds := n / window
-		if max := time.Duration(rounds)*(commit+idle) + 2*flowIdle; took > max {
-			t.Errorf("%d messages through a window of %d took %v; want at most %v (%d rounds of commit %v + idle %v, and %v to learn)",
-				n, window, took, max, rounds, commit, idle, 2*flowIdle)
+		if max := time.Duration(rounds) * (commit + idle); took > max {
+			t.Errorf("%d messages through a window of %d took %v; want at most %v (%d rounds of commit %v + idle %v)",
+				n, window, took, max, rounds, commit, idle)
 		}
 		if err := stop(); err != nil {
 			t.Errorf("Run() = %v; want nil", err)
@@ -93,10 +91,30 @@ func TestFlowWideWindowJitter(t *testing.T) {
 		stop := run(t, b)
 		broker(t, b, n, 1000, -mean)
 		// About 500ms: five intervals, and a few batches closed by a pause
-		// of 8 median gaps (e^-5.5 of the gaps are that long).
+		// of 4 times the 90th percentile gap (e^-9 of the gaps are that long).
 		if got, max := len(c.got()), 10; got > max {
 			t.Errorf("%d commits for %d messages arriving at random every %v on average; want at most %d (Interval %v)",
 				got, n, mean, max, interval)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("Run() = %v; want nil", err)
+		}
+	})
+}
+
+// TestFlowWindowShrinks: after a wide window, a broker that holds to a
+// narrow one costs one Interval, not one per batch.
+func TestFlowWindowShrinks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const interval, commit = 100 * time.Millisecond, time.Millisecond
+		c := newCommitter(func(context.Context, int) error { time.Sleep(commit); return nil })
+		b := newBatcher(t, Options{Interval: interval, FlowWindow: 20, FlowIdle: 10 * time.Millisecond}, c.commit, nil, nil)
+		stop := run(t, b)
+		broker(t, b, 2000, 1000, 100*time.Microsecond)
+		start := time.Now()
+		broker(t, b, 2000, 20, 0)
+		if took, max := time.Since(start), 2*interval+100*(commit+time.Millisecond); took > max {
+			t.Errorf("2000 messages through a window of 20, after a window of 1000, took %v; want at most %v (an interval or two to learn, then 100 rounds)", took, max)
 		}
 		if err := stop(); err != nil {
 			t.Errorf("Run() = %v; want nil", err)

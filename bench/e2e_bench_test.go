@@ -113,9 +113,9 @@ func BenchmarkE2E(b *testing.B) {
 					for range runs {
 						r := result{inflight: inflight, load: ld}
 						if ld.rate == 0 {
-							r.ceiling = ceiling(b, broker.URL(), ld)
+							r.ceiling = ceiling(b, broker.URL(), ld, dropped)
 						}
-						runGateway(b, bin, broker.URL(), influx, &r)
+						runGateway(b, bin, broker.URL(), influx, dropped, &r)
 						rs = append(rs, r)
 					}
 					m := medians(rs)
@@ -144,7 +144,7 @@ func BenchmarkE2E(b *testing.B) {
 // runGateway runs the gateway as a process against broker and influx, runs
 // the simulator with r.load, and fills r. It fails b unless InfluxDB holds
 // exactly the rollups of what was published.
-func runGateway(b *testing.B, bin, broker string, influx *testenv.InfluxDB, r *result) {
+func runGateway(b *testing.B, bin, broker string, influx *testenv.InfluxDB, dropped *droppedWatch, r *result) {
 	b.Helper()
 	ld := r.load
 	dir := b.TempDir()
@@ -156,6 +156,7 @@ func runGateway(b *testing.B, bin, broker string, influx *testenv.InfluxDB, r *r
   data_dir: %s
 mqtt:
   broker: %s
+  client_id: %s
   subscriptions:
     - topic: "sensors/{site}/{device}/{field}"
       format: %s
@@ -172,7 +173,7 @@ metrics:
   listen: %s
 log:
   level: warn
-`, id, filepath.Join(dir, "data"), broker, ld.format, size, size, lateness, influx.URL(), id, metricsAddr)
+`, id, filepath.Join(dir, "data"), broker, id, ld.format, size, size, lateness, influx.URL(), id, metricsAddr)
 	cfgPath := filepath.Join(dir, "edgegw.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)
@@ -236,6 +237,7 @@ log:
 	// message published.
 	var batches float64
 	waitUntil(b, 5*time.Minute, "the gateway to commit every message", func() bool {
+		dropped.check(b)
 		m := scrape(b, metricsURL)
 		batches = m["edgegw_batches_committed_total"]
 		return m["edgegw_mqtt_messages_received_total"] >= float64(st.Messages) && m["edgegw_unacked_messages"] == 0
@@ -270,6 +272,12 @@ log:
 	if want != nil {
 		compareRollups(b, got, want)
 		r.points = len(got)
+	}
+	if b.Failed() {
+		m := scrape(b, metricsURL)
+		b.Logf("gateway: %v readings received, %v late, %v duplicate, %v future; published %d messages, %d readings",
+			m["edgegw_readings_received_total"], m["edgegw_readings_late_total"], m["edgegw_readings_duplicate_total"],
+			m["edgegw_readings_future_total"], st.Messages, st.Readings)
 	} else if n := total(got); n != st.Readings {
 		// Readings of format value carry no event time: the gateway stamps
 		// them on arrival, so only their total can be compared.
@@ -289,12 +297,24 @@ log:
 	if b.Failed() {
 		b.Logf("gateway log:\n%s", stderr.String())
 	}
+	endSession(b, broker, id)
+}
+
+// endSession removes the persistent session of client id from the broker,
+// which would otherwise queue every later message of the run for it.
+func endSession(b *testing.B, broker, id string) {
+	b.Helper()
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID(id).SetCleanSession(true))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("end the gateway's session %s: %v", id, tok.Error())
+	}
+	c.Disconnect(100)
 }
 
 // ceiling publishes ld to broker with a plain paho subscriber (QoS 1,
 // automatic acknowledgement) that only counts, and returns the messages per
 // second it received, from the first publish to the last message.
-func ceiling(b *testing.B, broker string, ld load) float64 {
+func ceiling(b *testing.B, broker string, ld load, dropped *droppedWatch) float64 {
 	b.Helper()
 	var n atomic.Int64
 	var last atomic.Int64
@@ -322,6 +342,7 @@ func ceiling(b *testing.B, broker string, ld load) float64 {
 		b.Fatalf("simulator: %v", err)
 	}
 	waitUntil(b, 2*time.Minute, "the counting subscriber to get every message", func() bool {
+		dropped.check(b)
 		return n.Load() >= st.Messages
 	})
 	return float64(st.Messages) / time.Unix(0, last.Load()).Sub(start).Seconds()
@@ -329,9 +350,8 @@ func ceiling(b *testing.B, broker string, ld load) float64 {
 
 // droppedWatch follows $SYS/broker/publish/messages/dropped.
 type droppedWatch struct {
-	c       paho.Client
-	value   atomic.Int64
-	updates atomic.Int64
+	c     paho.Client
+	value atomic.Int64
 }
 
 func watchDropped(b *testing.B, broker string) *droppedWatch {
@@ -347,7 +367,6 @@ func watchDropped(b *testing.B, broker string) *droppedWatch {
 		v, err := strconv.ParseInt(strings.TrimSpace(string(m.Payload())), 10, 64)
 		if err == nil {
 			w.value.Store(v)
-			w.updates.Add(1)
 		}
 	})
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -355,6 +374,15 @@ func watchDropped(b *testing.B, broker string) *droppedWatch {
 	}
 	b.Cleanup(func() { w.c.Disconnect(100) })
 	return w
+}
+
+// check fails b at once if Mosquitto reported dropped messages: what a run
+// waits for would then never arrive.
+func (w *droppedWatch) check(b *testing.B) {
+	b.Helper()
+	if n := w.value.Load(); n != 0 {
+		b.Fatalf("Mosquitto dropped %d QoS 1 messages ($SYS/broker/publish/messages/dropped); raise max_queued_messages", n)
+	}
 }
 
 // final waits for Mosquitto's next $SYS update (every 10 s; it publishes

@@ -145,10 +145,10 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 		Interval:    cfg.Batch.Interval,
 		MaxReadings: cfg.Batch.MaxReadings,
 		// Past Mosquitto's default window of 20 unacknowledged messages,
-		// commit once the broker pauses (8 median gaps, at most 10ms): a
-		// broker held by its window pauses at once, one with a wider
-		// window costs a commit per interval instead of one per 20
-		// messages (BENCHMARKS.md).
+		// commit once the broker pauses (4 times the 90th percentile gap
+		// between messages, at most 10ms): a broker held by its window
+		// pauses at once, one with a wider window costs a commit per
+		// interval instead of one per 20 messages (BENCHMARKS.md).
 		FlowIdle: 10 * time.Millisecond,
 	}, commit, logger.With("stage", "batcher"), reg)
 	if err != nil {
