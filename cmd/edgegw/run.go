@@ -125,6 +125,12 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 			arrived = b.Arrived
 		}
 		eng.Add(b.Readings, arrived)
+		if b.Messages > 0 {
+			// Nor does the time the batch held unacknowledged messages:
+			// the broker may have been waiting for their acknowledgements
+			// (its in-flight window) instead of sending what it holds.
+			eng.Resume(now)
+		}
 		eng.Advance(now)
 		rd := eng.Ready()
 		if len(rd.State) > 0 || len(rd.Rollups) > 0 || len(b.Packets) > 0 {

@@ -20,12 +20,14 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -53,15 +55,54 @@ func Require(t testing.TB, name string) string {
 	return ""
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // handed out by FreePort in this process
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
+// that FreePort has not returned before in this process.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen on a free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen on a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !ports[port] {
+			ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+// logBuffer collects a server's output; it may be read while the server
+// writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) Reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
 
 // process is a server process that can be stopped and started again with the
@@ -71,7 +112,7 @@ type process struct {
 	name string
 	args []string
 	addr string // host:port that answers once the server is up
-	log  *bytes.Buffer
+	log  *logBuffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -80,38 +121,84 @@ type process struct {
 
 func (p *process) start() {
 	p.t.Helper()
+	if err := p.tryStart(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// errPortTaken reports a server that could not bind its port: another
+// process took it between FreePort and the server's start.
+var errPortTaken = errors.New("port taken")
+
+// tryStart starts the process and waits until it listens on p.addr and is
+// still running a moment later (so that another process on the same port is
+// not taken for it).
+func (p *process) tryStart() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
-		p.t.Fatalf("start %s: already running", p.name)
+		return fmt.Errorf("start %s: already running", p.name)
 	}
+	p.log.Reset()
 	cmd := exec.Command(p.args[0], p.args[1:]...)
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
+		return fmt.Errorf("start %s: %v", p.name, err)
 	}
 	ch := make(chan struct{})
 	go func() { cmd.Wait(); close(ch) }()
-	p.cmd, p.ch = cmd, ch
+	exited := func() error {
+		if strings.Contains(p.log.String(), "in use") {
+			return fmt.Errorf("%s: %w:\n%s", p.name, errPortTaken, p.log.String())
+		}
+		return fmt.Errorf("%s exited at start:\n%s", p.name, p.log.String())
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", p.addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			select {
+			case <-ch:
+				return exited()
+			case <-time.After(100 * time.Millisecond):
+			}
+			p.cmd, p.ch = cmd, ch
+			return nil
 		}
 		select {
 		case <-ch:
-			p.t.Fatalf("%s exited at start:\n%s", p.name, p.log.String())
+			return exited()
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s did not listen on %s within 30s:\n%s", p.name, p.addr, p.log.String())
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-ch
+			return fmt.Errorf("%s did not listen on %s within 30s:\n%s", p.name, p.addr, p.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startOnFreePorts calls newProcess with fresh ports until its process
+// starts, up to five times: a port FreePort returned may be taken by another
+// test process before the server binds it.
+func startOnFreePorts(t testing.TB, newProcess func() *process) *process {
+	t.Helper()
+	var err error
+	for range 5 {
+		p := newProcess()
+		if err = p.tryStart(); err == nil {
+			return p
+		}
+		if !errors.Is(err, errPortTaken) {
+			break
+		}
+	}
+	t.Fatal(err)
+	return nil
 }
 
 // stop sends SIGTERM and waits up to 10 s before SIGKILL.
@@ -154,28 +241,31 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *Broker {
 	t.Helper()
 	bin := Require(t, "mosquitto")
 	dir := t.TempDir()
-	port := FreePort(t)
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence %v\npersistence_location %s/\nautosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n",
-		port, !opts.NoPersistence, dir)
-	if os.Geteuid() == 0 {
-		// Started as root, Mosquitto switches to the user mosquitto, which
-		// cannot write its persistence file into the test's folder: it
-		// would lose every session at a restart.
-		conf += "user root\n"
-	}
-	if opts.MaxInflight > 0 {
-		conf += fmt.Sprintf("max_inflight_messages %d\n", opts.MaxInflight)
-	}
-	if opts.MaxQueued > 0 {
-		conf += fmt.Sprintf("max_queued_messages %d\n", opts.MaxQueued)
-	}
-	confPath := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatalf("write %s: %v", confPath, err)
-	}
-	b := &Broker{Port: port, p: &process{t: t, name: "mosquitto", args: []string{bin, "-c", confPath},
-		addr: "127.0.0.1:" + strconv.Itoa(port), log: &bytes.Buffer{}}}
-	b.p.start()
+	b := &Broker{}
+	b.p = startOnFreePorts(t, func() *process {
+		port := FreePort(t)
+		conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence %v\npersistence_location %s/\nautosave_interval 1\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+			port, !opts.NoPersistence, dir)
+		if os.Geteuid() == 0 {
+			// Started as root, Mosquitto switches to the user mosquitto, which
+			// cannot write its persistence file into the test's folder: it
+			// would lose every session at a restart.
+			conf += "user root\n"
+		}
+		if opts.MaxInflight > 0 {
+			conf += fmt.Sprintf("max_inflight_messages %d\n", opts.MaxInflight)
+		}
+		if opts.MaxQueued > 0 {
+			conf += fmt.Sprintf("max_queued_messages %d\n", opts.MaxQueued)
+		}
+		confPath := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			t.Fatalf("write %s: %v", confPath, err)
+		}
+		b.Port = port
+		return &process{t: t, name: "mosquitto", args: []string{bin, "-c", confPath},
+			addr: "127.0.0.1:" + strconv.Itoa(port), log: &logBuffer{}}
+	})
 	t.Cleanup(b.p.stop)
 	return b
 }
@@ -204,34 +294,37 @@ func Influx(t testing.TB) *InfluxDB {
 	t.Helper()
 	bin := Require(t, "influxd")
 	dir := t.TempDir()
-	port, rpc := FreePort(t), FreePort(t)
-	conf := fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
-[meta]
-  dir = "%[2]s/meta"
-[data]
-  dir = "%[2]s/data"
-  wal-dir = "%[2]s/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:%[3]d"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-[subscriber]
-  enabled = false
-[logging]
-  level = "warn"
-`, rpc, dir, port)
-	confPath := filepath.Join(dir, "influxdb.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatalf("write %s: %v", confPath, err)
-	}
-	db := &InfluxDB{Port: port, p: &process{t: t, name: "influxd", args: []string{bin, "-config", confPath},
-		addr: "127.0.0.1:" + strconv.Itoa(port), log: &bytes.Buffer{}}}
-	db.p.start()
+	db := &InfluxDB{}
+	db.p = startOnFreePorts(t, func() *process {
+		port, rpc := FreePort(t), FreePort(t)
+		conf := fmt.Sprintf(`reporting-disabled = true
+	bind-address = "127.0.0.1:%d"
+	[meta]
+	  dir = "%[2]s/meta"
+	[data]
+	  dir = "%[2]s/data"
+	  wal-dir = "%[2]s/wal"
+	  query-log-enabled = false
+	[http]
+	  bind-address = "127.0.0.1:%[3]d"
+	  log-enabled = false
+	[monitor]
+	  store-enabled = false
+	[continuous_queries]
+	  enabled = false
+	[subscriber]
+	  enabled = false
+	[logging]
+	  level = "warn"
+	`, rpc, dir, port)
+		confPath := filepath.Join(dir, "influxdb.conf")
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			t.Fatalf("write %s: %v", confPath, err)
+		}
+		db.Port = port
+		return &process{t: t, name: "influxd", args: []string{bin, "-config", confPath},
+			addr: "127.0.0.1:" + strconv.Itoa(port), log: &logBuffer{}}
+	})
 	t.Cleanup(db.p.stop)
 	db.waitPing(t)
 	return db
