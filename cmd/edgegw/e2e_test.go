@@ -1,22 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/internal/testenv"
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
 // TestEndToEnd runs the simulator against a real Mosquitto, the gateway as a
@@ -145,169 +140,20 @@ func (g *gateway) stop(t *testing.T) {
 	}
 }
 
-type rollupKey struct {
-	series string // tags as "device=dev1,site=site1"
-	start  int64
-}
+// The truth-file arithmetic lives in internal/testenv, shared with bench/.
+type rollupKey = testenv.RollupKey
 
-// expectedRollups computes the rollups a correct gateway writes for the
-// readings in the truth file: every reading not marked late, grouped by
-// series and tumbling window of size, with count, sum, mean, min and max.
 func expectedRollups(t *testing.T, truth string, size time.Duration) map[rollupKey]map[string]float64 {
 	t.Helper()
-	f, err := os.Open(truth)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	type agg struct{ n, sum, min, max float64 }
-	aggs := map[rollupKey]map[string]*agg{}
-	late := false
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "# late" {
-			late = true
-			continue
-		}
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if seen[line] {
-			t.Fatalf("truth file repeats a reading: %s", line)
-		}
-		seen[line] = true
-		if late {
-			late = false
-			continue
-		}
-		dec := lineprotocol.NewDecoderWithBytes([]byte(line + "\n"))
-		if !dec.Next() {
-			t.Fatalf("truth line %q: no point", line)
-		}
-		if _, err := dec.Measurement(); err != nil {
-			t.Fatalf("truth line %q: %v", line, err)
-		}
-		var tags []string
-		for {
-			k, v, err := dec.NextTag()
-			if err != nil {
-				t.Fatalf("truth line %q: %v", line, err)
-			}
-			if k == nil {
-				break
-			}
-			tags = append(tags, string(k)+"="+string(v))
-		}
-		sort.Strings(tags)
-		k, v, err := dec.NextField()
-		if err != nil || k == nil {
-			t.Fatalf("truth line %q: field: %v", line, err)
-		}
-		field, value := string(k), v.Interface().(float64)
-		ts, err := dec.Time(lineprotocol.Nanosecond, time.Time{})
-		if err != nil {
-			t.Fatalf("truth line %q: time: %v", line, err)
-		}
-		start := ts.UnixNano() - ts.UnixNano()%int64(size)
-		key := rollupKey{strings.Join(tags, ","), start}
-		if aggs[key] == nil {
-			aggs[key] = map[string]*agg{}
-		}
-		a := aggs[key][field]
-		if a == nil {
-			a = &agg{min: math.Inf(1), max: math.Inf(-1)}
-			aggs[key][field] = a
-		}
-		a.n++
-		a.sum += value
-		a.min = math.Min(a.min, value)
-		a.max = math.Max(a.max, value)
-	}
-	want := map[rollupKey]map[string]float64{}
-	for key, fields := range aggs {
-		want[key] = map[string]float64{}
-		for field, a := range fields {
-			want[key][field+"_count"] = a.n
-			want[key][field+"_sum"] = a.sum
-			want[key][field+"_mean"] = a.sum / a.n
-			want[key][field+"_min"] = a.min
-			want[key][field+"_max"] = a.max
-		}
-	}
-	return want
+	return testenv.ExpectedRollups(t, truth, size)
 }
 
-// influxRollups reads every point of measurement sensors from InfluxDB.
 func influxRollups(t *testing.T, db *testenv.InfluxDB) map[rollupKey]map[string]float64 {
 	t.Helper()
-	rows, err := db.QueryErr("edge", "SELECT * FROM sensors GROUP BY *")
-	if err != nil {
-		t.Fatalf("query InfluxDB: %v", err)
-	}
-	got := map[rollupKey]map[string]float64{}
-	for _, r := range rows {
-		var tags []string
-		for k, v := range r.Tags {
-			tags = append(tags, k+"="+v)
-		}
-		sort.Strings(tags)
-		key := rollupKey{strings.Join(tags, ","), r.Time}
-		got[key] = map[string]float64{}
-		for name, n := range r.Fields {
-			if strings.HasSuffix(name, "_count") && strings.ContainsAny(string(n), ".eE") {
-				t.Errorf("%v: %s = %s, want an integer", key, name, n)
-			}
-			v, err := strconv.ParseFloat(string(n), 64)
-			if err != nil {
-				t.Fatalf("%v: field %s = %q: %v", key, name, n, err)
-			}
-			got[key][name] = v
-		}
-	}
-	return got
+	return db.Rollups(t, "edge")
 }
 
 func compareRollups(t *testing.T, got, want map[rollupKey]map[string]float64) {
 	t.Helper()
-	bad := 0
-	report := func(format string, args ...any) {
-		bad++
-		if bad <= 20 {
-			t.Errorf(format, args...)
-		}
-	}
-	for key, wf := range want {
-		gf, ok := got[key]
-		if !ok {
-			report("missing point %v (want %v)", key, wf)
-			continue
-		}
-		for name, w := range wf {
-			g, ok := gf[name]
-			switch {
-			case !ok:
-				report("%v: missing field %s (want %v)", key, name, w)
-			case strings.HasSuffix(name, "_count") && g != w:
-				report("%v: %s = %v, want %v", key, name, g, w)
-			case math.Abs(g-w) > 1e-9*math.Abs(w) && g != w:
-				report("%v: %s = %v, want %v", key, name, g, w)
-			}
-		}
-		for name, g := range gf {
-			if _, ok := wf[name]; !ok {
-				report("%v: extra field %s = %v", key, name, g)
-			}
-		}
-	}
-	for key, gf := range got {
-		if _, ok := want[key]; !ok {
-			report("extra point %v: %v", key, gf)
-		}
-	}
-	if bad > 20 {
-		t.Errorf("... %d problems in all", bad)
-	}
-	t.Logf("compared %d points (want %d)", len(got), len(want))
+	testenv.CompareRollups(t, got, want)
 }

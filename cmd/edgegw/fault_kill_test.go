@@ -277,7 +277,7 @@ func seriesTotals(points map[rollupKey]map[string]float64) map[string]float64 {
 	for key, fields := range points {
 		for name, v := range fields {
 			if strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_sum") {
-				tot[key.series+" "+name] += v
+				tot[key.Series+" "+name] += v
 			}
 		}
 	}

@@ -337,7 +337,7 @@ func parseLine(t *testing.T, line string) (string, rollupKey, map[string]float64
 	if err != nil {
 		t.Fatalf("line %q: %v", line, err)
 	}
-	return measurement, rollupKey{strings.Join(tags, ","), ts.UnixNano()}, fields
+	return measurement, rollupKey{Series: strings.Join(tags, ","), Start: ts.UnixNano()}, fields
 }
 
 // rss returns the resident set size (VmRSS) of process pid in kB.
@@ -500,8 +500,8 @@ func TestStateInspect(t *testing.T) {
 			continue
 		}
 		_, k, _ := parseLine(t, line)
-		latest = max(latest, k.start)
-		series[k.series] = true
+		latest = max(latest, k.Start)
+		series[k.Series] = true
 	}
 	if wm < latest-int64(500*time.Millisecond) || wm > time.Now().UnixNano() {
 		t.Errorf("watermark %d, want between the latest event time %d minus 500ms and now", wm, latest)
