@@ -199,7 +199,7 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 	g.Go(func() error {
 		defer stopConns()
 		err := bat.Run(gctx)
-		drainOutbox(st, up, cfg.Gateway.ShutdownTimeout, logger)
+		drainOutbox(st, cfg.Gateway.ShutdownTimeout, logger)
 		return err
 	})
 	err = g.Wait()
@@ -211,7 +211,7 @@ func runGateway(ctx context.Context, cfg *config.Config, logger *slog.Logger, st
 }
 
 // drainOutbox waits up to timeout for the uplink to empty the outbox.
-func drainOutbox(st *store.Store, up *uplink.Uplink, timeout time.Duration, logger *slog.Logger) {
+func drainOutbox(st *store.Store, timeout time.Duration, logger *slog.Logger) {
 	n, _ := st.Outbox()
 	if n == 0 {
 		return
