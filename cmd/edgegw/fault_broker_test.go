@@ -21,23 +21,19 @@ func TestBrokerRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	broker := faultBroker(t)
-	influx := testenv.Influx(t)
-	influx.CreateDatabase(t, "edge")
-	dir := t.TempDir()
-	cfg := faultConfig(dir, "broker-restart", broker.URL(), influx.URL(), testenv.FreePort(t), "")
+	broker, influx, dir, cfg := faultSetup(t, "broker-restart", "")
 
 	// The gateway's session exists at the broker, which keeps the first
 	// run's messages for it while it is stopped: a backlog.
 	gw := startGateway(t, dir, cfg)
 	gw.stop(t)
-	const backlog = 8000
+	const backlog = 30000
 	truth1 := filepath.Join(dir, "truth1.lp")
-	simulateRun(t, broker, truth1, "21", backlog, 4000)
+	simulateRun(t, broker, truth1, "21", backlog, 10000)
 
 	gw = startGateway(t, dir, cfg)
 	waitFor(t, 20*time.Second, "the gateway to take part of the backlog", func() bool {
-		return scrapeGateway(gw, "edgegw_mqtt_messages_received_total") >= backlog/5
+		return scrapeGateway(gw, "edgegw_mqtt_messages_received_total") >= backlog/30
 	})
 	broker.Stop()
 	received := scrapeGateway(gw, "edgegw_mqtt_messages_received_total")

@@ -36,6 +36,30 @@ func faultBroker(t *testing.T) *testenv.Broker {
 	return testenv.Mosquitto(t, testenv.MosquittoOptions{MaxQueued: 1_000_000})
 }
 
+// faultSetup starts what a fault test runs against: a Mosquitto that keeps
+// the gateway's messages (faultBroker), an InfluxDB with database edge, and
+// the gateway config (faultConfig) in a fresh folder.
+func faultSetup(t *testing.T, id, subscription string) (broker *testenv.Broker, influx *testenv.InfluxDB, dir, cfg string) {
+	t.Helper()
+	broker = faultBroker(t)
+	influx = testenv.Influx(t)
+	influx.CreateDatabase(t, "edge")
+	dir = t.TempDir()
+	cfg = faultConfig(dir, id, broker.URL(), influx.URL(), testenv.FreePort(t), subscription)
+	return broker, influx, dir, cfg
+}
+
+// simulateJSON starts the simulator publishing count json readings with
+// out-of-order, late and duplicate ones, at 1000 messages/s, with its truth
+// file at truth.
+func simulateJSON(t *testing.T, broker *testenv.Broker, count int, seed, truth string) *bgSimulation {
+	t.Helper()
+	return startSimulation(t, "--broker", broker.URL(), "--devices", "20", "--sites", "2",
+		"--rate", "1000", "--count", strconv.Itoa(count), "--format", "json", "--seed", seed,
+		"--out-of-order", "0.05", "--late", "0.01", "--duplicates", "0.05", "--lateness", simLateness,
+		"--truth", truth)
+}
+
 // faultConfig is the gateway config of the fault tests; subscription, when
 // not empty, replaces the default json one.
 func faultConfig(dir, id, broker, influx string, metricsPort int, subscription string) string {
@@ -176,18 +200,11 @@ func TestKillNineJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	broker := faultBroker(t)
-	influx := testenv.Influx(t)
-	influx.CreateDatabase(t, "edge")
-	dir := t.TempDir()
-	cfg := faultConfig(dir, "kill-json", broker.URL(), influx.URL(), testenv.FreePort(t), "")
+	broker, influx, dir, cfg := faultSetup(t, "kill-json", "")
 	gw := startGateway(t, dir, cfg)
 
 	truth := filepath.Join(dir, "truth.lp")
-	sim := startSimulation(t, "--broker", broker.URL(), "--devices", "20", "--sites", "2",
-		"--rate", "1000", "--count", "11000", "--format", "json", "--seed", "7",
-		"--out-of-order", "0.05", "--late", "0.01", "--duplicates", "0.05", "--lateness", simLateness,
-		"--truth", truth)
+	sim := simulateJSON(t, broker, 11000, "7", truth)
 	var resends float64
 	gw, kills := killRestarts(t, gw, dir, cfg, sim, 1, 6, &resends)
 	if kills < 5 {
@@ -213,11 +230,7 @@ func TestKillNineArrivalTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	broker := faultBroker(t)
-	influx := testenv.Influx(t)
-	influx.CreateDatabase(t, "edge")
-	dir := t.TempDir()
-	cfg := faultConfig(dir, "kill-value", broker.URL(), influx.URL(), testenv.FreePort(t), `  subscriptions:
+	broker, influx, dir, cfg := faultSetup(t, "kill-value", `  subscriptions:
     - topic: "sensors/{site}/{device}/{field}"
       format: value
       measurement: sensors`)
@@ -319,18 +332,11 @@ func TestRestartAfterLongDowntime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	broker := faultBroker(t)
-	influx := testenv.Influx(t)
-	influx.CreateDatabase(t, "edge")
-	dir := t.TempDir()
-	cfg := faultConfig(dir, "downtime", broker.URL(), influx.URL(), testenv.FreePort(t), "")
+	broker, influx, dir, cfg := faultSetup(t, "downtime", "")
 	gw := startGateway(t, dir, cfg)
 
 	truth := filepath.Join(dir, "truth.lp")
-	sim := startSimulation(t, "--broker", broker.URL(), "--devices", "20", "--sites", "2",
-		"--rate", "1000", "--count", "9000", "--format", "json", "--seed", "11",
-		"--out-of-order", "0.05", "--late", "0.01", "--duplicates", "0.05", "--lateness", simLateness,
-		"--truth", truth)
+	sim := simulateJSON(t, broker, 9000, "11", truth)
 	time.Sleep(2 * time.Second)
 	killGateway(gw)
 	time.Sleep(faultSize + faultLateness + 2*time.Second)
