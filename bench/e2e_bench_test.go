@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgegw/edgegw/internal/testenv"
 	"github.com/edgegw/edgegw/simulator"
+	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // The shape of the load and of the windows, fixed so that runs compare.
@@ -609,19 +609,5 @@ func printTable(w io.Writer, rs []result, runs int) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a buffer safe to read while a process writes to it.
+type lockedBuffer = testenv.LockedBuffer

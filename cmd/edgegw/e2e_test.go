@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,4 +158,31 @@ func influxRollups(t *testing.T, db *testenv.InfluxDB) map[rollupKey]map[string]
 func compareRollups(t *testing.T, got, want map[rollupKey]map[string]float64) {
 	t.Helper()
 	testenv.CompareRollups(t, got, want)
+}
+
+// scrapeMetric returns the sum of the samples of metric name on the
+// gateway's /metrics, of those whose labels contain sel when sel is not
+// empty, and whether there was any.
+func scrapeMetric(g *gateway, name, sel string) (sum float64, found bool, err error) {
+	resp, err := http.Get(g.metrics + "/metrics")
+	if err != nil {
+		return 0, false, fmt.Errorf("GET %s/metrics: %w", g.metrics, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') || (sel != "" && !strings.Contains(rest, sel)) {
+			continue
+		}
+		f := strings.Fields(rest)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		sum, found = sum+v, true
+	}
+	return sum, found, sc.Err()
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,25 +126,14 @@ func (s *bgSimulation) wait(t *testing.T, d time.Duration) {
 	}
 }
 
-// scrapeGateway returns the value of the unlabelled metric name at the
-// gateway's /metrics, or -1 when it cannot be read.
+// scrapeGateway returns the value of metric name at the gateway's /metrics,
+// or -1 when it cannot be read.
 func scrapeGateway(g *gateway, name string) float64 {
-	resp, err := http.Get(g.metrics + "/metrics")
-	if err != nil {
+	v, found, err := scrapeMetric(g, name, "")
+	if err != nil || !found {
 		return -1
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return -1
-			}
-			return f
-		}
-	}
-	return -1
+	return v
 }
 
 // killGateway sends SIGKILL and waits for the process to end.
@@ -155,15 +142,11 @@ func killGateway(g *gateway) {
 	<-g.exited
 }
 
-// waitAllRollups polls InfluxDB until it holds as many points as want (or
-// 30 s pass), waits a moment for anything extra, and compares.
+// waitAllRollups waits for InfluxDB to hold as many points as want (at most
+// 30 s after the last window closed) and compares.
 func waitAllRollups(t *testing.T, influx *testenv.InfluxDB, want map[rollupKey]map[string]float64) {
 	t.Helper()
-	deadline := time.Now().Add(faultSize + faultLateness + 30*time.Second)
-	for len(influxRollups(t, influx)) < len(want) && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond)
+	waitRollups(t, influx, len(want), faultSize+faultLateness+30*time.Second)
 	compareRollups(t, influxRollups(t, influx), want)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,26 +50,11 @@ uplink:
 // gateway's /metrics shows it.
 func uplinkMetric(t *testing.T, g *gateway, name, sel string) float64 {
 	t.Helper()
-	resp, err := http.Get(g.metrics + "/metrics")
+	v, _, err := scrapeMetric(g, name, sel)
 	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') || (sel != "" && !strings.Contains(rest, sel)) {
-			continue
-		}
-		f := strings.Fields(rest)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", line, err)
-		}
-		sum += v
-	}
-	return sum
+	return v
 }
 
 // simRun is `edgegw simulate` running in the background.

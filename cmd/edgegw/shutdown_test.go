@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,34 +183,16 @@ func waitRollups(t *testing.T, influx *testenv.InfluxDB, n int, timeout time.Dur
 	time.Sleep(500 * time.Millisecond)
 }
 
-// gatewayMetric returns the sum of the samples of the metric name on the
-// gateway's /metrics.
+// gatewayMetric returns the sum of the samples of metric name on the
+// gateway's /metrics; it fails the test when there are none.
 func gatewayMetric(t *testing.T, g *gateway, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(g.metrics + "/metrics")
+	v, found, err := scrapeMetric(g, name, "")
 	if err != nil {
-		t.Fatalf("GET %s/metrics: %v", g.metrics, err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	sum, found := 0.0, false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		sum, found = sum+v, true
-	}
-	io.Copy(io.Discard, resp.Body)
 	if !found {
 		t.Fatalf("%s/metrics has no %s", g.metrics, name)
 	}
-	return sum
+	return v
 }

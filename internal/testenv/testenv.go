@@ -80,26 +80,26 @@ func FreePort(t testing.TB) int {
 	}
 }
 
-// logBuffer collects a server's output; it may be read while the server
-// writes.
-type logBuffer struct {
+// LockedBuffer collects a process's output; it may be read while the
+// process writes.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
 }
 
-func (l *logBuffer) Reset() {
+func (l *LockedBuffer) Reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b.Reset()
@@ -112,7 +112,7 @@ type process struct {
 	name string
 	args []string
 	addr string // host:port that answers once the server is up
-	log  *logBuffer
+	log  *LockedBuffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -264,7 +264,7 @@ func Mosquitto(t testing.TB, opts MosquittoOptions) *Broker {
 		}
 		b.Port = port
 		return &process{t: t, name: "mosquitto", args: []string{bin, "-c", confPath},
-			addr: "127.0.0.1:" + strconv.Itoa(port), log: &logBuffer{}}
+			addr: "127.0.0.1:" + strconv.Itoa(port), log: &LockedBuffer{}}
 	})
 	t.Cleanup(b.p.stop)
 	return b
@@ -323,7 +323,7 @@ func Influx(t testing.TB) *InfluxDB {
 		}
 		db.Port = port
 		return &process{t: t, name: "influxd", args: []string{bin, "-config", confPath},
-			addr: "127.0.0.1:" + strconv.Itoa(port), log: &logBuffer{}}
+			addr: "127.0.0.1:" + strconv.Itoa(port), log: &LockedBuffer{}}
 	})
 	t.Cleanup(db.p.stop)
 	db.waitPing(t)
