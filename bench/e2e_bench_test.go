@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/edgegw/edgegw/internal/testenv"
 	"github.com/edgegw/edgegw/simulator"
-	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
 // The shape of the load and of the windows, fixed so that runs compare.
