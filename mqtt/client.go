@@ -74,6 +74,12 @@ type Options struct {
 	// ArrivalTime stamps every reading with its arrival time, ignoring any
 	// time in the payload.
 	ArrivalTime bool
+	// MaxPayloadBytes rejects larger messages (reason too_large); 0 means
+	// 256 KiB.
+	MaxPayloadBytes int
+	// MaxReadingsPerMessage rejects a message that holds more readings
+	// (reason too_many_readings); 0 means 10000.
+	MaxReadingsPerMessage int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 	// Committed are the packets of the QoS 1 messages committed before, as
@@ -101,27 +107,74 @@ type Subscription struct {
 	// {field}, which names the field, and {measurement}, which names the
 	// measurement. '+' and a last '#' match without naming anything.
 	Topic string
-	// Format is the payload format: value or json.
+	// Format is the payload format: value, json, influx or senml.
 	Format string
-	// Measurement is used when the topic has no {measurement} level.
+	// Measurement is used when neither the topic nor the payload names one.
 	Measurement string
+	// Booleans reads true and false (and ON and OFF in value payloads) as
+	// 1 and 0; otherwise they are skipped.
+	Booleans bool
 	// JSON configures format json.
 	JSON JSONOptions
+	// Influx configures format influx.
+	Influx InfluxOptions
+	// SenML configures format senml.
+	SenML SenMLOptions
+	// Value configures format value.
+	Value ValueOptions
 }
 
-// JSONOptions configures format json.
+// JSONOptions configures format json. Paths are member names joined with
+// '.', from the root of the object (or of each element of a top-level
+// array); array indices are path levels too, and '*' matches any one level.
 type JSONOptions struct {
-	// TimeKey names the member holding the event time; empty, or a
-	// missing member, means the arrival time.
+	// TimeKey is the path of the member holding the event time; empty, or
+	// a missing member, means the arrival time.
 	TimeKey string
-	// TimeUnit is the unit of a numeric time: s, ms (when empty), us or
-	// ns. A string time is read as RFC 3339.
+	// TimeUnit is the unit of a numeric time: s, ms (when empty), us, ns,
+	// or auto (told apart by magnitude). A string time is read as RFC 3339.
 	TimeUnit string
-	// ValueKey names the member holding the value when the topic names
-	// the field; empty means "value".
+	// TimeFormat is a Go layout for time strings that are not RFC 3339.
+	TimeFormat string
+	// TimeZone is the IANA zone of zone-less time strings; empty means
+	// such readings take the arrival time, counted.
+	TimeZone string
+	// ValueKey is the path of the member holding the value when the topic
+	// names the field; empty means "value".
 	ValueKey string
-	// TagKeys name members that become tags.
+	// TagKeys are the paths of members that become tags, named by their
+	// last level.
 	TagKeys []string
+	// Fields, when not empty, are the paths or globs of the only members
+	// read as fields.
+	Fields []string
+	// Exclude are paths or globs never read as fields.
+	Exclude []string
+	// NumericStrings are paths or globs whose string values are read as
+	// numbers.
+	NumericStrings []string
+}
+
+// InfluxOptions configures format influx.
+type InfluxOptions struct {
+	// Precision is the unit of the lines' timestamps: ns (when empty), us,
+	// ms or s.
+	Precision string
+}
+
+// SenMLOptions configures format senml.
+type SenMLOptions struct {
+	// DeviceSeparator, when not empty, splits each resolved name at its
+	// last occurrence: the part before becomes tag device, the rest the
+	// field.
+	DeviceSeparator string
+}
+
+// ValueOptions configures format value.
+type ValueOptions struct {
+	// UnitSuffix is a regular expression removed from the end of the
+	// payload before it is read, e.g. `\s*°?C$`.
+	UnitSuffix string
 }
 
 // Sink takes the readings of each message, in order of arrival.
@@ -167,6 +220,8 @@ type metrics struct {
 	messages   prometheus.Counter
 	readings   prometheus.Counter
 	rejected   *prometheus.CounterVec
+	skipped    *prometheus.CounterVec
+	assumed    *prometheus.CounterVec
 	connected  prometheus.Gauge
 	reconnects prometheus.Counter
 	resends    prometheus.Counter
@@ -215,6 +270,18 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 			errs = append(errs, err)
 		}
 	}
+	switch {
+	case opts.MaxPayloadBytes < 0:
+		errs = append(errs, fmt.Errorf("max_payload_bytes %d is negative; accepted: 1 or more, 0 for %d", opts.MaxPayloadBytes, defaultMaxPayloadBytes))
+	case opts.MaxPayloadBytes > 0 && c.router != nil:
+		c.router.maxPayload = opts.MaxPayloadBytes
+	}
+	switch {
+	case opts.MaxReadingsPerMessage < 0:
+		errs = append(errs, fmt.Errorf("max_readings_per_message %d is negative; accepted: 1 or more, 0 for %d", opts.MaxReadingsPerMessage, defaultMaxReadingsPerMessage))
+	case opts.MaxReadingsPerMessage > 0 && c.router != nil:
+		c.router.maxReadings = opts.MaxReadingsPerMessage
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -235,6 +302,12 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edgegw_readings_rejected_total", Help: "MQTT messages rejected by the decoders, by reason; each is acknowledged and skipped.",
 		}, []string{"reason"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegw_readings_skipped_total", Help: "Parts of accepted MQTT messages not read as readings (a member, a line, a record, a state word), by reason.",
+		}, []string{"reason"}),
+		assumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgegw_readings_time_assumed_total", Help: "Readings stamped with their arrival time although the payload gave a time, by reason (no_zone: a time without a zone, and no time_zone set).",
+		}, []string{"reason"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edgegw_mqtt_connected", Help: "1 while connected to the broker.",
 		}),
@@ -252,8 +325,12 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 	for _, r := range reasons {
 		c.m.rejected.WithLabelValues(r)
 	}
+	for _, r := range skipReasons {
+		c.m.skipped.WithLabelValues(r)
+	}
+	c.m.assumed.WithLabelValues(assumeNoZone)
 	if reg != nil {
-		for _, col := range []prometheus.Collector{c.m.messages, c.m.readings, c.m.rejected, c.m.connected, c.m.reconnects, c.m.resends} {
+		for _, col := range []prometheus.Collector{c.m.messages, c.m.readings, c.m.rejected, c.m.skipped, c.m.assumed, c.m.connected, c.m.reconnects, c.m.resends} {
 			if err := reg.Register(col); err != nil {
 				return nil, fmt.Errorf("register mqtt metrics: %w", err)
 			}
@@ -516,7 +593,20 @@ func (c *Client) handle(ctx context.Context, m paho.Message) {
 		}
 		c.m.rejected.WithLabelValues(reason).Inc()
 		if ok, suppressed := c.throttle.allow(reason, now); ok {
-			c.log.Warn("message rejected", "reason", reason, "err", err, "suppressed", suppressed)
+			c.log.Warn("message rejected", "reason", reason, "topic", m.Topic(), "err", err, "suppressed", suppressed)
+		}
+	}
+	for _, k := range c.router.sk.list {
+		if k.reason == assumeNoZone {
+			c.m.assumed.WithLabelValues(k.reason).Add(float64(k.n))
+			if ok, suppressed := c.throttle.allow("assumed "+k.reason, now); ok {
+				c.log.Warn("readings stamped with their arrival time", "reason", k.reason, "topic", m.Topic(), "readings", k.n, "detail", k.detail, "suppressed", suppressed)
+			}
+			continue
+		}
+		c.m.skipped.WithLabelValues(k.reason).Add(float64(k.n))
+		if ok, suppressed := c.throttle.allow("skipped "+k.reason, now); ok {
+			c.log.Warn("parts of a message skipped", "reason", k.reason, "topic", m.Topic(), "parts", k.n, "detail", k.detail, "suppressed", suppressed)
 		}
 	}
 	c.buf = rs

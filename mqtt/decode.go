@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw"
 )
@@ -15,16 +17,98 @@ import (
 // Reasons a message is rejected, as carried by RejectError.Reason and used as
 // the reason label of edgegw_readings_rejected_total.
 const (
-	reasonBadTopic   = "bad_topic"   // the topic matches no subscription, or names an empty field
-	reasonBadPayload = "bad_payload" // the payload is not in the subscription's format
-	reasonBadNumber  = "bad_number"  // the value is not a number
-	reasonBadTime    = "bad_time"    // the time member is not a time
-	reasonNoValue    = "no_value"    // the payload holds no value
-	reasonNonFinite  = "non_finite"  // the value is NaN or ±Inf, or overflows float64
+	reasonBadTopic        = "bad_topic"         // the topic matches no subscription, or a placeholder level is empty or not a name
+	reasonBadPayload      = "bad_payload"       // the payload is not in the subscription's format
+	reasonBadNumber       = "bad_number"        // the value is not a number
+	reasonBadTime         = "bad_time"          // the time member is not a time
+	reasonNoValue         = "no_value"          // the payload holds no value
+	reasonNonFinite       = "non_finite"        // the value is NaN or ±Inf, or overflows float64
+	reasonDuplicateKey    = "duplicate_key"     // a JSON object repeats a member name
+	reasonTooLarge        = "too_large"         // the payload is over Options.MaxPayloadBytes
+	reasonTooManyReadings = "too_many_readings" // the message holds over Options.MaxReadingsPerMessage readings
 )
 
 // reasons lists every reason, so that each counter exists from the start.
-var reasons = []string{reasonBadTopic, reasonBadPayload, reasonBadNumber, reasonBadTime, reasonNoValue, reasonNonFinite}
+var reasons = []string{reasonBadTopic, reasonBadPayload, reasonBadNumber, reasonBadTime, reasonNoValue, reasonNonFinite,
+	reasonDuplicateKey, reasonTooLarge, reasonTooManyReadings}
+
+// Reasons a part of an accepted message is skipped, as used by skips.add and
+// as the reason label of edgegw_readings_skipped_total. The rest of the
+// message is read.
+const (
+	skipBadName      = "bad_name"      // a field name, tag key or tag value InfluxDB cannot take
+	skipStringField  = "string_field"  // a string (or data) value where a number is read
+	skipBooleanField = "boolean_field" // a boolean, with booleans: false
+	skipBadLine      = "bad_line"      // a line-protocol line that does not parse
+	skipBadRecord    = "bad_record"    // a SenML record that does not resolve
+	skipBadNumber    = "bad_number"    // a numeric string (numeric_strings) that is not a number
+	skipNonFinite    = "non_finite"    // a number beyond float64
+	skipStateWord    = "state_word"    // a value payload that is a state, like unavailable or OFF
+)
+
+// skipReasons lists every skip reason, so that each counter exists from the start.
+var skipReasons = []string{skipBadName, skipStringField, skipBooleanField, skipBadLine, skipBadRecord, skipBadNumber, skipNonFinite, skipStateWord}
+
+// assumeNoZone is the reason a reading is stamped with its arrival time
+// although its payload has a time: the time has no zone and none is set.
+// It is counted in edgegw_readings_time_assumed_total.
+const assumeNoZone = "no_zone"
+
+// skip is what a message lost to one reason: how many parts, and what the
+// first of them was.
+type skip struct {
+	reason string
+	n      int
+	detail string
+}
+
+// skips collects what a decoder skipped in one message. The router resets
+// it before each message; the client reads it after.
+type skips struct {
+	list []skip
+}
+
+func (s *skips) reset() { s.list = s.list[:0] }
+
+// add counts one part skipped for reason; detail, formatted only for the
+// first part of a reason in a message, says what it was and what would be
+// accepted.
+func (s *skips) add(reason, format string, args ...any) {
+	for i := range s.list {
+		if s.list[i].reason == reason {
+			s.list[i].n++
+			return
+		}
+	}
+	s.list = append(s.list, skip{reason: reason, n: 1, detail: fmt.Sprintf(format, args...)})
+}
+
+// count returns the parts skipped for reason.
+func (s *skips) count(reason string) int {
+	for _, k := range s.list {
+		if k.reason == reason {
+			return k.n
+		}
+	}
+	return 0
+}
+
+// nameProblem says why b cannot be an InfluxDB field name, tag key or tag
+// value, or returns "".
+func nameProblem(b []byte) string {
+	if len(b) == 0 {
+		return "empty"
+	}
+	if !utf8.Valid(b) {
+		return "not valid UTF-8"
+	}
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return "holds a control character"
+		}
+	}
+	return ""
+}
 
 // RejectError is returned for a message that cannot be decoded. The message
 // is still acknowledged (it would fail the same way if delivered again); it is
@@ -59,12 +143,13 @@ func quotePayload(p []byte) string {
 type decoder interface {
 	// decode appends to dst the readings in payload, received at arrival
 	// (ns since the epoch) on the topic described by t, and returns the
-	// extended slice. On error it returns dst as it was given.
-	decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64) ([]edgegw.Reading, error)
+	// extended slice; it adds to sk the parts it skipped. On error it
+	// returns dst as it was given and a *RejectError.
+	decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64, sk *skips) ([]edgegw.Reading, error)
 }
 
 // acceptedFormats names the formats newDecoder knows, for error messages.
-const acceptedFormats = "value, json"
+const acceptedFormats = "value, json, influx, senml"
 
 // newDecoder returns the decoder of sub.Format.
 func newDecoder(sub Subscription, tmpl *template, arrivalTime bool) (decoder, error) {
@@ -73,11 +158,13 @@ func newDecoder(sub Subscription, tmpl *template, arrivalTime bool) (decoder, er
 		if !tmpl.hasField {
 			return nil, fmt.Errorf("format value needs the topic to name the field: add a {field} level to %q", sub.Topic)
 		}
-		return valueDecoder{}, nil
+		return newValueDecoder(sub)
 	case "json":
-		return newJSONDecoder(sub.JSON, arrivalTime)
-	case "influx", "senml":
-		return nil, fmt.Errorf("format %q is not supported yet; accepted: %s", sub.Format, acceptedFormats)
+		return newJSONDecoder(sub, arrivalTime)
+	case "influx":
+		return newInfluxDecoder(sub, arrivalTime)
+	case "senml":
+		return newSenMLDecoder(sub, arrivalTime)
 	case "":
 		return nil, fmt.Errorf("format is empty; accepted: %s", acceptedFormats)
 	default:
@@ -109,19 +196,36 @@ const maxCachedTopics = 100_000
 // router decodes a message by the first subscription whose template matches
 // its topic. It is not safe for concurrent use.
 type router struct {
-	routes []route
-	cache  map[string]*topicInfo
+	routes      []route
+	cache       map[string]*topicInfo
+	maxPayload  int
+	maxReadings int
+	// sk holds what the last decode skipped.
+	sk skips
 }
 
-// newRouter returns the router of subs; its error lists every problem.
+// Default limits of a message.
+const (
+	defaultMaxPayloadBytes       = 256 << 10
+	defaultMaxReadingsPerMessage = 10_000
+)
+
+// newRouter returns the router of subs with the default limits; its error
+// lists every problem.
 func newRouter(subs []Subscription, arrivalTime bool) (*router, error) {
-	r := &router{cache: make(map[string]*topicInfo)}
+	r := &router{cache: make(map[string]*topicInfo), maxPayload: defaultMaxPayloadBytes, maxReadings: defaultMaxReadingsPerMessage}
 	var errs []error
 	for i, sub := range subs {
 		rt, err := newRoute(sub, arrivalTime)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("subscription %d (topic %q): %w", i, sub.Topic, err))
 			continue
+		}
+		for j, earlier := range r.routes {
+			if earlier.tmpl.covers(rt.tmpl) {
+				errs = append(errs, fmt.Errorf("subscription %d (topic %q) can never match: subscription %d (topic %q) comes first and matches every topic it does; put the narrower one first", i, sub.Topic, j, earlier.tmpl.text))
+				break
+			}
 		}
 		r.routes = append(r.routes, rt)
 	}
@@ -147,8 +251,13 @@ func newRoute(sub Subscription, arrivalTime bool) (route, error) {
 }
 
 // decode appends to dst the readings of a message and returns the extended
-// slice; on error it returns dst unchanged and a *RejectError.
+// slice; on error it returns dst unchanged and a *RejectError. r.sk holds
+// what it skipped.
 func (r *router) decode(dst []edgegw.Reading, topic string, payload []byte, arrival int64) ([]edgegw.Reading, error) {
+	r.sk.reset()
+	if len(payload) > r.maxPayload {
+		return dst, &RejectError{Reason: reasonTooLarge, Msg: fmt.Sprintf("payload on %s is %d bytes; at most %d are accepted (mqtt.max_payload_bytes)", topic, len(payload), r.maxPayload)}
+	}
 	t := r.cache[topic]
 	if t == nil {
 		var err error
@@ -160,7 +269,15 @@ func (r *router) decode(dst []edgegw.Reading, topic string, payload []byte, arri
 		}
 		r.cache[topic] = t
 	}
-	return t.dec.decode(dst, t, payload, arrival)
+	start := len(dst)
+	out, err := t.dec.decode(dst, t, payload, arrival, &r.sk)
+	if err != nil {
+		return out[:start], err
+	}
+	if n := len(out) - start; n > r.maxReadings {
+		return out[:start], &RejectError{Reason: reasonTooManyReadings, Msg: fmt.Sprintf("payload on %s holds %d readings; at most %d are accepted in one message (mqtt.max_readings_per_message)", topic, n, r.maxReadings)}
+	}
+	return out, nil
 }
 
 func (r *router) lookup(topic string) (*topicInfo, error) {
@@ -171,13 +288,22 @@ func (r *router) lookup(topic string) (*topicInfo, error) {
 		}
 		t := &topicInfo{name: topic, measurement: rt.measurement, tags: m.tags, field: m.field, dec: rt.dec}
 		if rt.tmpl.hasMeasurement {
-			if m.measurement == "" {
-				return nil, &RejectError{Reason: reasonBadTopic, Msg: fmt.Sprintf("topic %q: the {measurement} level of %s is empty", topic, rt.tmpl.text)}
-			}
 			t.measurement = m.measurement
 		}
-		if rt.tmpl.hasField && m.field == "" {
-			return nil, &RejectError{Reason: reasonBadTopic, Msg: fmt.Sprintf("topic %q: the {field} level of %s is empty", topic, rt.tmpl.text)}
+		if rt.tmpl.hasMeasurement {
+			if p := nameProblem([]byte(t.measurement)); p != "" {
+				return nil, &RejectError{Reason: reasonBadTopic, Msg: fmt.Sprintf("topic %q: the {measurement} level of %s is %s; a measurement name is non-empty UTF-8 text without control characters", topic, rt.tmpl.text, p)}
+			}
+		}
+		if rt.tmpl.hasField {
+			if p := nameProblem([]byte(m.field)); p != "" {
+				return nil, &RejectError{Reason: reasonBadTopic, Msg: fmt.Sprintf("topic %q: the {field} level of %s is %s; a field name is non-empty UTF-8 text without control characters", topic, rt.tmpl.text, p)}
+			}
+		}
+		for _, tag := range m.tags {
+			if p := nameProblem([]byte(tag.Value)); p != "" {
+				return nil, &RejectError{Reason: reasonBadTopic, Msg: fmt.Sprintf("topic %q: the {%s} level of %s is %s; a tag value is non-empty UTF-8 text without control characters", topic, tag.Key, rt.tmpl.text, p)}
+			}
 		}
 		slices.SortFunc(t.tags, func(a, b edgegw.Tag) int { return strings.Compare(a.Key, b.Key) })
 		t.series = string(edgegw.AppendSeriesKey(nil, t.measurement, t.tags))
@@ -192,22 +318,84 @@ func (r *router) lookup(topic string) (*topicInfo, error) {
 
 // valueDecoder decodes format value: the payload is one number, the topic
 // names the field, and the time is the arrival time.
-type valueDecoder struct{}
+type valueDecoder struct {
+	booleans bool
+	suffix   *regexp.Regexp // nil: none
+}
 
-func (valueDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64) ([]edgegw.Reading, error) {
-	b := bytes.TrimSpace(payload)
+func newValueDecoder(sub Subscription) (*valueDecoder, error) {
+	d := &valueDecoder{booleans: sub.Booleans}
+	if sub.Value.UnitSuffix != "" {
+		re, err := regexp.Compile(sub.Value.UnitSuffix)
+		if err != nil {
+			return nil, fmt.Errorf("value unit_suffix %q is not a regular expression: %v", sub.Value.UnitSuffix, err)
+		}
+		if !strings.HasSuffix(sub.Value.UnitSuffix, "$") {
+			re = regexp.MustCompile("(?:" + sub.Value.UnitSuffix + ")$")
+		}
+		d.suffix = re
+	}
+	return d, nil
+}
+
+// stateWords are payloads that say a sensor has no value now, as Home
+// Assistant, ESPHome and others publish them; they are skipped and counted.
+var stateWords = []string{"unavailable", "unknown", "none", "null", "nan", "-nan", "n/a", "na", "-", "--", "offline", "online"}
+
+// trimValue removes white space and trailing NULs around a value payload.
+func trimValue(b []byte) []byte {
+	return bytes.TrimFunc(b, func(r rune) bool { return r == 0 || r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' })
+}
+
+const valueAccepted = "format value expects one number like 23.5, 1e3 or -7"
+
+func (d *valueDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64, sk *skips) ([]edgegw.Reading, error) {
+	b := trimValue(payload)
+	if d.suffix != nil {
+		if loc := d.suffix.FindIndex(b); loc != nil {
+			b = trimValue(b[:loc[0]])
+		}
+	}
 	if len(b) == 0 {
-		return dst, rejectPayload(reasonNoValue, t.name, payload, "empty; format value expects one number like 23.5")
+		return dst, rejectPayload(reasonNoValue, t.name, payload, "empty; %s", valueAccepted)
 	}
 	v, reason := parseNumber(b)
 	switch reason {
 	case "":
 	case reasonNonFinite:
-		return dst, rejectPayload(reason, t.name, payload, "not a finite number; format value expects one number like 23.5")
+		if bytes.EqualFold(b, []byte("nan")) || bytes.EqualFold(b, []byte("-nan")) {
+			sk.add(skipStateWord, "payload %s on %s is a state, not a reading", quotePayload(payload), t.name)
+			return dst, nil
+		}
+		return dst, rejectPayload(reason, t.name, payload, "not a finite number; %s", valueAccepted)
 	default:
-		return dst, rejectPayload(reason, t.name, payload, "not a number; format value expects one number like 23.5")
+		if v, ok := boolWord(b); ok {
+			if d.booleans {
+				return append(dst, edgegw.Reading{Series: t.series, Field: t.field, Value: v, Time: arrival}), nil
+			}
+			sk.add(skipStateWord, "payload %s on %s is a state, not a reading; set booleans: true to read ON/OFF and true/false as 1/0", quotePayload(payload), t.name)
+			return dst, nil
+		}
+		for _, w := range stateWords {
+			if bytes.EqualFold(b, []byte(w)) {
+				sk.add(skipStateWord, "payload %s on %s is a state, not a reading", quotePayload(payload), t.name)
+				return dst, nil
+			}
+		}
+		return dst, rejectPayload(reason, t.name, payload, "not a number; %s", valueAccepted)
 	}
 	return append(dst, edgegw.Reading{Series: t.series, Field: t.field, Value: v, Time: arrival}), nil
+}
+
+// boolWord reads ON/OFF and true/false, in any case, as 1 and 0.
+func boolWord(b []byte) (float64, bool) {
+	switch {
+	case bytes.EqualFold(b, []byte("on")), bytes.EqualFold(b, []byte("true")):
+		return 1, true
+	case bytes.EqualFold(b, []byte("off")), bytes.EqualFold(b, []byte("false")):
+		return 0, true
+	}
+	return 0, false
 }
 
 // parseNumber parses a decimal number. It returns reasonBadNumber for text

@@ -23,18 +23,55 @@ var update = flag.Bool("update", false, "rewrite testdata/*/want.lp and want.err
 // arrival is the arrival time of every message in the decoder tests.
 const arrival = int64(1_700_000_000_000_000_000)
 
-// caseSubscription is the subscription.json of a testdata case.
+// caseSubscription is the subscription.json of a testdata case: the keys of
+// one item of mqtt.subscriptions, plus arrival_time (window.time: arrival).
 type caseSubscription struct {
 	Topic       string `json:"topic"`
 	Format      string `json:"format"`
 	Measurement string `json:"measurement"`
+	Booleans    bool   `json:"booleans"`
 	JSON        struct {
-		TimeKey  string   `json:"time_key"`
-		TimeUnit string   `json:"time_unit"`
-		ValueKey string   `json:"value_key"`
-		TagKeys  []string `json:"tag_keys"`
+		TimeKey        string   `json:"time_key"`
+		TimeUnit       string   `json:"time_unit"`
+		TimeFormat     string   `json:"time_format"`
+		TimeZone       string   `json:"time_zone"`
+		ValueKey       string   `json:"value_key"`
+		TagKeys        []string `json:"tag_keys"`
+		Fields         []string `json:"fields"`
+		Exclude        []string `json:"exclude"`
+		NumericStrings []string `json:"numeric_strings"`
 	} `json:"json"`
+	Influx struct {
+		Precision string `json:"precision"`
+	} `json:"influx"`
+	SenML struct {
+		DeviceSeparator string `json:"device_separator"`
+	} `json:"senml"`
+	Value struct {
+		UnitSuffix string `json:"unit_suffix"`
+	} `json:"value"`
 	ArrivalTime bool `json:"arrival_time"`
+}
+
+// readCaseSubscription reads a subscription.json; members it leaves out take
+// the config's defaults (time_key ts, time_unit ms, value_key value).
+func readCaseSubscription(t *testing.T, name string) (Subscription, bool) {
+	t.Helper()
+	var cs caseSubscription
+	cs.JSON.TimeKey, cs.JSON.TimeUnit, cs.JSON.ValueKey = "ts", "ms", "value"
+	dec := json.NewDecoder(bytes.NewReader(readFile(t, name)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cs); err != nil {
+		t.Fatalf("parse %s: %v", name, err)
+	}
+	j := cs.JSON
+	return Subscription{Topic: cs.Topic, Format: cs.Format, Measurement: cs.Measurement, Booleans: cs.Booleans,
+		JSON: JSONOptions{TimeKey: j.TimeKey, TimeUnit: j.TimeUnit, TimeFormat: j.TimeFormat, TimeZone: j.TimeZone,
+			ValueKey: j.ValueKey, TagKeys: j.TagKeys, Fields: j.Fields, Exclude: j.Exclude, NumericStrings: j.NumericStrings},
+		Influx: InfluxOptions{Precision: cs.Influx.Precision},
+		SenML:  SenMLOptions{DeviceSeparator: cs.SenML.DeviceSeparator},
+		Value:  ValueOptions{UnitSuffix: cs.Value.UnitSuffix},
+	}, cs.ArrivalTime
 }
 
 // lineProtocol writes readings as "series field=value ts" lines.
@@ -42,6 +79,20 @@ func lineProtocol(rs []edgegw.Reading) string {
 	var b strings.Builder
 	for _, r := range rs {
 		fmt.Fprintf(&b, "%s %s=%s %d\n", r.Series, r.Field, strconv.FormatFloat(r.Value, 'g', -1, 64), r.Time)
+	}
+	return b.String()
+}
+
+// skipLines writes what a decode skipped as line-protocol comments:
+// "# skipped <reason> x<n>: <detail>".
+func skipLines(sk *skips) string {
+	var b strings.Builder
+	for _, k := range sk.list {
+		verb := "skipped"
+		if k.reason == assumeNoZone {
+			verb = "assumed"
+		}
+		fmt.Fprintf(&b, "# %s %s x%d: %s\n", verb, k.reason, k.n, k.detail)
 	}
 	return b.String()
 }
@@ -57,13 +108,8 @@ func TestTestdata(t *testing.T) {
 	for _, f := range dirs {
 		dir := filepath.Dir(f)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			var cs caseSubscription
-			if err := json.Unmarshal(readFile(t, f), &cs); err != nil {
-				t.Fatalf("parse %s: %v", f, err)
-			}
-			sub := Subscription{Topic: cs.Topic, Format: cs.Format, Measurement: cs.Measurement,
-				JSON: JSONOptions{TimeKey: cs.JSON.TimeKey, TimeUnit: cs.JSON.TimeUnit, ValueKey: cs.JSON.ValueKey, TagKeys: cs.JSON.TagKeys}}
-			r, err := newRouter([]Subscription{sub}, cs.ArrivalTime)
+			sub, arrivalTime := readCaseSubscription(t, f)
+			r, err := newRouter([]Subscription{sub}, arrivalTime)
 			if err != nil {
 				t.Fatalf("newRouter(%+v): %v", sub, err)
 			}
@@ -81,7 +127,7 @@ func TestTestdata(t *testing.T) {
 				}
 				got, wantFile = re.Reason+"\n"+re.Msg+"\n", filepath.Join(dir, "want.err")
 			} else {
-				got, wantFile = lineProtocol(rs), filepath.Join(dir, "want.lp")
+				got, wantFile = lineProtocol(rs)+skipLines(&r.sk), filepath.Join(dir, "want.lp")
 			}
 			if *update {
 				os.Remove(filepath.Join(dir, "want.err"))
@@ -132,6 +178,7 @@ func TestValueDecoder(t *testing.T) {
 		payload string
 		want    float64
 		reason  string
+		skip    string
 	}{
 		{payload: "23.45", want: 23.45},
 		{payload: "  -7\n", want: -7},
@@ -141,7 +188,14 @@ func TestValueDecoder(t *testing.T) {
 		{payload: "23.5 C", reason: "bad_number"},
 		{payload: "0x10", reason: "bad_number"},
 		{payload: "1_000", reason: "bad_number"},
-		{payload: "NaN", reason: "non_finite"},
+		{payload: "55\x00", want: 55},
+		{payload: "55\x00\x00\n", want: 55},
+		{payload: "2.5E-2", want: 0.025},
+		{payload: "NaN", skip: "state_word"},
+		{payload: "unavailable", skip: "state_word"},
+		{payload: "None", skip: "state_word"},
+		{payload: "ON", skip: "state_word"},
+		{payload: "23,5", reason: "bad_number"},
 		{payload: "-Inf", reason: "non_finite"},
 		{payload: "1e400", reason: "non_finite"},
 		{payload: "", reason: "no_value"},
@@ -155,6 +209,12 @@ func TestValueDecoder(t *testing.T) {
 			}
 			continue
 		}
+		if tc.skip != "" {
+			if err != nil || len(rs) != 0 || r.sk.count(tc.skip) != 1 {
+				t.Errorf("decode(%q) = %v, %v, skipped %+v; want nothing read and one %s skip", tc.payload, rs, err, r.sk.list, tc.skip)
+			}
+			continue
+		}
 		want := []edgegw.Reading{{Series: "sensors,device=d1,site=s1", Field: "temperature", Value: tc.want, Time: arrival}}
 		if err != nil || len(rs) != 1 || rs[0] != want[0] {
 			t.Errorf("decode(%q) = %v, %v; want %v", tc.payload, rs, err, want)
@@ -165,7 +225,7 @@ func TestValueDecoder(t *testing.T) {
 func TestValueRejectMessage(t *testing.T) {
 	r := mustRouter(t, false, valueSub)
 	_, err := r.decode(nil, "sensors/s1/d1/temperature", []byte("abc"), arrival)
-	want := `payload "abc" on sensors/s1/d1/temperature: not a number; format value expects one number like 23.5`
+	want := `payload "abc" on sensors/s1/d1/temperature: not a number; format value expects one number like 23.5, 1e3 or -7`
 	if err == nil || err.Error() != want {
 		t.Errorf("decode(abc) error = %v; want %s", err, want)
 	}
@@ -249,10 +309,9 @@ func TestNewDecoderErrors(t *testing.T) {
 		sub  Subscription
 		want string
 	}{
-		{Subscription{Topic: "a/{field}", Format: "xml", Measurement: "m"}, `format "xml" is unknown; accepted: value, json`},
-		{Subscription{Topic: "a/{field}", Format: "influx", Measurement: "m"}, `format "influx" is not supported yet; accepted: value, json`},
-		{Subscription{Topic: "a/{field}", Format: "senml", Measurement: "m"}, `format "senml" is not supported yet`},
-		{Subscription{Topic: "a/{field}", Measurement: "m"}, `format is empty; accepted: value, json`},
+		{Subscription{Topic: "a/{field}", Format: "xml", Measurement: "m"}, `format "xml" is unknown; accepted: value, json, influx, senml`},
+		{Subscription{Topic: "a/{field}", Measurement: "m"}, `format is empty; accepted: value, json, influx, senml`},
+		{Subscription{Topic: "a/{field}", Format: "value", Measurement: "m", Value: ValueOptions{UnitSuffix: "(°C"}}, `value unit_suffix "(°C" is not a regular expression`},
 		{Subscription{Topic: "a/{device}", Format: "value", Measurement: "m"}, `format value needs the topic to name the field`},
 		{Subscription{Topic: "a/{field}", Format: "json", Measurement: "m", JSON: JSONOptions{TimeUnit: "h"}}, `json time_unit "h" is unknown; accepted: s, ms, us, ns`},
 		{Subscription{Topic: "a/{field}", Format: "json", Measurement: "m", JSON: JSONOptions{TimeKey: "ts", TagKeys: []string{"ts"}}}, `tag_keys holds "ts"`},
@@ -444,5 +503,83 @@ func referenceFields(payload []byte, skip ...string) ([]string, bool) {
 			return nil, false
 		}
 		out = append(out, key+"="+strconv.FormatFloat(v, 'g', -1, 64))
+	}
+}
+
+func TestValueBooleansAndUnitSuffix(t *testing.T) {
+	sub := valueSub
+	sub.Booleans = true
+	sub.Value.UnitSuffix = `\s*°?C`
+	r := mustRouter(t, false, sub)
+	for _, tc := range []struct {
+		payload string
+		want    float64
+	}{{"ON", 1}, {"off", 0}, {"true", 1}, {"23.5 °C", 23.5}, {"23.5C", 23.5}, {"-4", -4}} {
+		rs, err := r.decode(nil, "sensors/s1/d1/t", []byte(tc.payload), arrival)
+		if err != nil || len(rs) != 1 || rs[0].Value != tc.want {
+			t.Errorf("decode(%q) with booleans and unit_suffix = %v, %v; want %v", tc.payload, rs, err, tc.want)
+		}
+	}
+	if rs, err := r.decode(nil, "sensors/s1/d1/t", []byte("°C"), arrival); err == nil {
+		t.Errorf("decode(°C) = %v; want a no_value rejection", rs)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	r := mustRouter(t, false, jsonSub)
+	r.maxPayload, r.maxReadings = 64, 3
+	for _, tc := range []struct{ payload, reason string }{
+		{`{"a": 1, "b": 2, "c": 3, "d": 4}`, "too_many_readings"},
+		{`{"a": 1, "pad": "` + strings.Repeat("x", 64) + `"}`, "too_large"},
+	} {
+		dst := []edgegw.Reading{{Field: "kept"}}
+		rs, err := r.decode(dst, "sensors/s1/d1", []byte(tc.payload), arrival)
+		var re *RejectError
+		if !errors.As(err, &re) || re.Reason != tc.reason || len(rs) != 1 {
+			t.Errorf("decode(%.40s...) = %v, %v; want a %s rejection and dst as given", tc.payload, rs, err, tc.reason)
+		}
+	}
+	if rs, err := r.decode(nil, "sensors/s1/d1", []byte(`{"a": 1, "b": 2, "c": 3}`), arrival); err != nil || len(rs) != 3 {
+		t.Errorf("decode of 3 readings at a limit of 3 = %v, %v; want them read", rs, err)
+	}
+}
+
+func TestTopicLevelNames(t *testing.T) {
+	r := mustRouter(t, false, valueSub)
+	for _, topic := range []string{"sensors//d1/t", "sensors/s1//t", "sensors/s1/d1/", "sensors/s\x01/d1/t", "sensors/s\xff/d1/t", "sensors/s1/d1/t\x7f"} {
+		rs, err := r.decode(nil, topic, []byte("1"), arrival)
+		var re *RejectError
+		if !errors.As(err, &re) || re.Reason != "bad_topic" {
+			t.Errorf("decode on topic %q = %v, %v; want a bad_topic rejection", topic, rs, err)
+		}
+	}
+	rs, err := r.decode(nil, "sensors/s 1/d,1/t=x", []byte("1"), arrival)
+	if err != nil || len(rs) != 1 || rs[0].Series != `sensors,device=d\,1,site=s\ 1` || rs[0].Field != "t=x" {
+		t.Errorf("decode on a topic with spaces, commas and '=' = %v, %v; want them kept, escaped in the series key", rs, err)
+	}
+}
+
+func TestShadowedSubscription(t *testing.T) {
+	for _, tc := range []struct {
+		first, second string
+		shadowed      bool
+	}{
+		{"sensors/#", "sensors/{site}/{device}/{field}", true},
+		{"sensors/{site}/{device}/{field}", "sensors/+/+/+", true},
+		{"#", "$SYS/{field}", false},
+		{"#", "{measurement}/{field}", true},
+		{"sensors/{site}/{device}/{field}", "sensors/special/{device}/{field}", true},
+		{"sensors/special/{device}/{field}", "sensors/{site}/{device}/{field}", false},
+		{"sensors/{site}/{field}", "sensors/{site}/{device}/{field}", false},
+		{"sensors/{site}/{device}/{field}", "sensors/{site}/#", false},
+		{"a/+/#", "a/{x}", true},
+	} {
+		_, err := newRouter([]Subscription{
+			{Topic: tc.first, Format: "json", Measurement: "m"},
+			{Topic: tc.second, Format: "json", Measurement: "m"},
+		}, false)
+		if got := err != nil && strings.Contains(err.Error(), "can never match"); got != tc.shadowed {
+			t.Errorf("newRouter(%q then %q) error = %v; want shadowed %v", tc.first, tc.second, err, tc.shadowed)
+		}
 	}
 }

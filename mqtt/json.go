@@ -37,7 +37,8 @@ type jsonDecoder struct {
 
 var timeUnits = map[string]int64{"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1}
 
-func newJSONDecoder(o JSONOptions, arrivalTime bool) (*jsonDecoder, error) {
+func newJSONDecoder(sub Subscription, arrivalTime bool) (*jsonDecoder, error) {
+	o := sub.JSON
 	d := &jsonDecoder{
 		timeKey:     o.TimeKey,
 		timeUnit:    o.TimeUnit,
@@ -82,7 +83,7 @@ func (st *jsonState) bad(format string, args ...any) error {
 		st.s.i, fmt.Sprintf(format, args...))
 }
 
-func (d *jsonDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64) ([]edgegw.Reading, error) {
+func (d *jsonDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64, sk *skips) ([]edgegw.Reading, error) {
 	start := len(dst)
 	st := jsonState{d: d, t: t, payload: payload, s: scanner{b: payload}, arrival: arrival}
 	s := &st.s

@@ -153,3 +153,32 @@ func (t *template) match(topic string) (topicMatch, bool) {
 	}
 	return m, !more
 }
+
+// covers reports whether every topic that u matches is also matched by t,
+// so that u, listed after t, can never be the first match.
+func (t *template) covers(u *template) bool {
+	for i, l := range t.levels {
+		if l.kind == levelHash {
+			// '#' matches the rest; a '$' first level only through a
+			// literal, which t has before this level when i > 0.
+			return i > 0 || u.levels[0].kind == levelLiteral && !strings.HasPrefix(u.levels[0].text, "$") ||
+				u.levels[0].kind != levelLiteral
+		}
+		if i >= len(u.levels) {
+			return false
+		}
+		ul := u.levels[i]
+		switch {
+		case ul.kind == levelHash:
+			return false
+		case l.kind == levelLiteral:
+			if ul.kind != levelLiteral || ul.text != l.text {
+				return false
+			}
+		case i == 0 && ul.kind == levelLiteral && strings.HasPrefix(ul.text, "$"):
+			// A wildcard first level does not match a '$' topic.
+			return false
+		}
+	}
+	return len(t.levels) == len(u.levels)
+}
