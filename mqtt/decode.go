@@ -344,7 +344,9 @@ var stateWords = []string{"unavailable", "unknown", "none", "null", "nan", "-nan
 
 // trimValue removes white space and trailing NULs around a value payload.
 func trimValue(b []byte) []byte {
-	return bytes.TrimFunc(b, func(r rune) bool { return r == 0 || r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f' })
+	return bytes.TrimFunc(b, func(r rune) bool {
+		return r == 0 || r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+	})
 }
 
 const valueAccepted = "format value expects one number like 23.5, 1e3 or -7"
