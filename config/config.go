@@ -67,6 +67,11 @@ type MQTT struct {
 	ShareGroup string
 	// Subscriptions holds at least one subscription.
 	Subscriptions []Subscription
+	// MaxPayloadBytes: larger messages are rejected, counted, acknowledged.
+	MaxPayloadBytes int
+	// MaxReadingsPerMessage: a message holding more readings is rejected,
+	// counted, acknowledged.
+	MaxReadingsPerMessage int
 }
 
 // TLS is the mqtt.tls section. Files named here exist when Load returns.
@@ -82,24 +87,62 @@ type Subscription struct {
 	// Topic is a topic template: levels separated by '/', each literal
 	// text, '+', '#' (last only) or one {name} placeholder.
 	Topic string
-	// Format is the payload format: value or json.
+	// Format is the payload format: value, json, influx or senml.
 	Format string
 	// Measurement is used when neither the topic nor the payload names one.
 	Measurement string
-	JSON        JSON
+	// Booleans reads true/false (and ON/OFF in value payloads) as 1/0.
+	Booleans bool
+	JSON     JSON
+	Influx   SubInflux
+	SenML    SenML
+	Value    Value
 }
 
 // JSON is the json section of a subscription.
 type JSON struct {
-	// TimeKey is the payload member holding the event time; empty: arrival
-	// time is always used.
+	// TimeKey is the path of the member holding the event time; empty:
+	// arrival time is always used.
 	TimeKey string
-	// TimeUnit is the unit of a numeric time: s, ms, us or ns.
+	// TimeUnit is the unit of a numeric time: s, ms, us, ns or auto.
 	TimeUnit string
-	// ValueKey is the member holding the value when the topic names the field.
+	// TimeFormat is a Go layout for time strings other than RFC 3339.
+	TimeFormat string
+	// TimeZone is the IANA zone of zone-less time strings.
+	TimeZone string
+	// ValueKey is the path of the member holding the value when the topic
+	// names the field.
 	ValueKey string
-	// TagKeys are string members that become tags; never nil.
+	// TagKeys are paths of members that become tags; never nil.
 	TagKeys []string
+	// Fields are the paths or globs of the only members read as fields;
+	// empty: every numeric leaf. Never nil.
+	Fields []string
+	// Exclude are paths or globs never read as fields; never nil.
+	Exclude []string
+	// NumericStrings are paths or globs whose string values are read as
+	// numbers; never nil.
+	NumericStrings []string
+}
+
+// SubInflux is the influx section of a subscription.
+type SubInflux struct {
+	// Precision is the unit of the lines' timestamps: ns, us, ms or s.
+	Precision string
+}
+
+// SenML is the senml section of a subscription.
+type SenML struct {
+	// DeviceSeparator, when not empty, splits a resolved name at its last
+	// occurrence into tag device and the field.
+	DeviceSeparator string
+}
+
+// Value is the value section of a subscription.
+type Value struct {
+	// UnitSuffix is a regular expression removed from the end of the
+	// payload, e.g. \s*°?C$.
+	UnitSuffix string
 }
 
 // Batch is the batch section.

@@ -32,8 +32,12 @@ func contractDefaults(id string) *config.Config {
 				Topic:       "sensors/{site}/{device}/{field}",
 				Format:      "json",
 				Measurement: "sensors",
-				JSON:        config.JSON{TimeKey: "ts", TimeUnit: "ms", ValueKey: "value", TagKeys: []string{}},
+				JSON: config.JSON{TimeKey: "ts", TimeUnit: "ms", ValueKey: "value",
+					TagKeys: []string{}, Fields: []string{}, Exclude: []string{}, NumericStrings: []string{}},
+				Influx: config.SubInflux{Precision: "ns"},
 			}},
+			MaxPayloadBytes:       262144,
+			MaxReadingsPerMessage: 10000,
 		},
 		Batch: config.Batch{Interval: 100 * time.Millisecond, MaxReadings: 10000},
 		Window: config.Window{
@@ -184,9 +188,13 @@ mqtt:
 `)
 	want := []config.Subscription{
 		{Topic: "a/{device}/{field}", Format: "json", Measurement: "sensors",
-			JSON: config.JSON{TimeKey: "ts", TimeUnit: "ms", ValueKey: "value", TagKeys: []string{}}},
+			JSON: config.JSON{TimeKey: "ts", TimeUnit: "ms", ValueKey: "value",
+				TagKeys: []string{}, Fields: []string{}, Exclude: []string{}, NumericStrings: []string{}},
+			Influx: config.SubInflux{Precision: "ns"}},
 		{Topic: "b/{field}", Format: "value", Measurement: "sensors",
-			JSON: config.JSON{TimeKey: "ts", TimeUnit: "s", ValueKey: "value", TagKeys: []string{}}},
+			JSON: config.JSON{TimeKey: "ts", TimeUnit: "s", ValueKey: "value",
+				TagKeys: []string{}, Fields: []string{}, Exclude: []string{}, NumericStrings: []string{}},
+			Influx: config.SubInflux{Precision: "ns"}},
 	}
 	if !reflect.DeepEqual(c.MQTT.Subscriptions, want) {
 		t.Errorf("Subscriptions:\ngot  %+v\nwant %+v", c.MQTT.Subscriptions, want)
@@ -284,9 +292,9 @@ type want struct{ key, problem string }
 // badFiles maps each testdata/<name>.bad.yaml to every problem Load must
 // report for it, no more and no fewer.
 var badFiles = map[string][]want{
-	"unknown_key":              {{"mqtt.brokr", "unknown key; known keys in mqtt: broker, embedded_listen, client_id, username, password, tls, qos, clean_session, keepalive, share_group, subscriptions"}},
+	"unknown_key":              {{"mqtt.brokr", "unknown key; known keys in mqtt: broker, embedded_listen, client_id, username, password, tls, qos, clean_session, keepalive, share_group, subscriptions, max_payload_bytes, max_readings_per_message"}},
 	"unknown_section":          {{"metric", "unknown key; known keys at the top level: gateway, mqtt, batch, window, uplink, metrics, log"}},
-	"unknown_subscription_key": {{"mqtt.subscriptions[0].topik", "unknown key; known keys in mqtt.subscriptions[0]: topic, format, measurement, json"}},
+	"unknown_subscription_key": {{"mqtt.subscriptions[0].topik", "unknown key; known keys in mqtt.subscriptions[0]: topic, format, measurement, booleans, json, influx, senml, value"}},
 	"unknown_tls_key":          {{"mqtt.tls.ca", "known keys in mqtt.tls: ca_file, cert_file, key_file, insecure_skip_verify"}},
 	"upper_case_key":           {{"Gateway", "unknown key (keys are lower case: gateway)"}},
 	"section_not_mapping":      {{"batch", `"100ms" is not a mapping; use keys interval, max_readings`}},
@@ -311,15 +319,19 @@ var badFiles = map[string][]want{
 	"missing_tls_file":         {{"mqtt.tls.ca_file", `"testdata/no-such-ca.pem" does not exist`}},
 	"cert_without_key":         {{"mqtt.tls.key_file", "empty; required with mqtt.tls.cert_file"}},
 	"missing_topic":            {{"mqtt.subscriptions[0].topic", "empty; use a topic template, e.g. sensors/{site}/{device}/{field}"}},
-	"bad_format":               {{"mqtt.subscriptions[0].format", `"xml" is not a format; use value or json`}},
-	"unsupported_format":       {{"mqtt.subscriptions[0].format", `"influx" is not supported yet; use value or json`}},
+	"bad_format":               {{"mqtt.subscriptions[0].format", `"xml" is not a format; use value, json, influx or senml`}},
+	"bad_precision":            {{"mqtt.subscriptions[0].influx.precision", `"sec" is not a precision; use ns, us, ms or s`}},
+	"bad_time_zone":            {{"mqtt.subscriptions[0].json.time_zone", `"CEST" is not a time zone; use an IANA name like Europe/Berlin, or UTC`}},
+	"bad_unit_suffix":          {{"mqtt.subscriptions[0].value.unit_suffix", `"(°C" is not a regular expression`}},
+	"bad_json_paths":           {{"mqtt.subscriptions[0].json.fields", `"ENERGY..Total" is not a path`}, {"mqtt.subscriptions[0].json.exclude", `item 0 is empty`}, {"mqtt.subscriptions[0].json.numeric_strings", `"PAPP[" is not a path`}},
+	"bad_payload_limits":       {{"mqtt.max_payload_bytes", "0 is out of range; use 1 to 268435455"}, {"mqtt.max_readings_per_message", "-1 is less than 1"}},
 	"bad_topic_template":       {{"mqtt.subscriptions[0].topic", `has level "dev-{id}"; a level is literal text, +, # (last level only) or one {name} placeholder`}},
 	"hash_not_last":            {{"mqtt.subscriptions[0].topic", "has # before the last level"}},
 	"bad_placeholder_name":     {{"mqtt.subscriptions[0].topic", "has placeholder {1st}; a name is letters, digits and _"}},
 	"duplicate_placeholder":    {{"mqtt.subscriptions[0].topic", "has placeholder {site} twice"}},
 	"value_without_field":      {{"mqtt.subscriptions[0].topic", "has no {field} placeholder, which format value needs"}},
 	"duplicate_filter":         {{"mqtt.subscriptions[1].topic", "subscribes to the same filter sensors/+/+/+ as mqtt.subscriptions[0].topic"}},
-	"bad_time_unit":            {{"mqtt.subscriptions[0].json.time_unit", `"minutes" is not a time unit; use s, ms, us or ns`}},
+	"bad_time_unit":            {{"mqtt.subscriptions[0].json.time_unit", `"minutes" is not a time unit; use s, ms, us, ns or auto`}},
 	"duplicate_tag_key":        {{"mqtt.subscriptions[0].json.tag_keys", `"room" is listed twice`}},
 	"slide_not_dividing":       {{"window.size", "10s is not a multiple of window.slide 3s; use e.g. 9s or 12s"}},
 	"slide_longer_than_size":   {{"window.slide", "20s is longer than window.size 10s"}},
@@ -343,7 +355,7 @@ var badFiles = map[string][]want{
 		{"mqtt.brokr", "unknown key"},
 		{"mqtt.qos", "2 is not supported"},
 		{"mqtt.subscriptions[0].topic", "has placeholder {site} twice"},
-		{"mqtt.subscriptions[0].format", `"senml" is not supported yet`},
+		{"mqtt.subscriptions[0].format", `"senmlx" is not a format`},
 		{"batch.max_readings", "0 is less than 1"},
 		{"window.size", "10s is not a multiple of window.slide 4s; use e.g. 8s or 12s"},
 		{"window.aggregates", `"median" is not an aggregate`},
@@ -403,7 +415,7 @@ func TestBadFiles(t *testing.T) {
 
 func TestErrorText(t *testing.T) {
 	_, err := config.LoadEnv([]byte("mqtt:\n  brokr: x\nbatch:\n  interval: fast\n"), nil)
-	want := "mqtt.brokr: unknown key; known keys in mqtt: broker, embedded_listen, client_id, username, password, tls, qos, clean_session, keepalive, share_group, subscriptions\n" +
+	want := "mqtt.brokr: unknown key; known keys in mqtt: broker, embedded_listen, client_id, username, password, tls, qos, clean_session, keepalive, share_group, subscriptions, max_payload_bytes, max_readings_per_message\n" +
 		`batch.interval: "fast" is not a duration; use e.g. 100ms, 10s`
 	if err == nil || err.Error() != want {
 		t.Errorf("LoadEnv error:\n%v\nwant\n%s", err, want)

@@ -43,6 +43,8 @@ func leaves(c *Config) []leaf {
 		{"mqtt.keepalive", &m.Keepalive},
 		{"mqtt.share_group", &m.ShareGroup},
 		{"mqtt.subscriptions", &m.Subscriptions},
+		{"mqtt.max_payload_bytes", &m.MaxPayloadBytes},
+		{"mqtt.max_readings_per_message", &m.MaxReadingsPerMessage},
 
 		{"batch.interval", &b.Interval},
 		{"batch.max_readings", &b.MaxReadings},
@@ -86,10 +88,19 @@ func subLeaves(s *Subscription) []leaf {
 		{"topic", &s.Topic},
 		{"format", &s.Format},
 		{"measurement", &s.Measurement},
+		{"booleans", &s.Booleans},
 		{"json.time_key", &s.JSON.TimeKey},
 		{"json.time_unit", &s.JSON.TimeUnit},
+		{"json.time_format", &s.JSON.TimeFormat},
+		{"json.time_zone", &s.JSON.TimeZone},
 		{"json.value_key", &s.JSON.ValueKey},
 		{"json.tag_keys", &s.JSON.TagKeys},
+		{"json.fields", &s.JSON.Fields},
+		{"json.exclude", &s.JSON.Exclude},
+		{"json.numeric_strings", &s.JSON.NumericStrings},
+		{"influx.precision", &s.Influx.Precision},
+		{"senml.device_separator", &s.SenML.DeviceSeparator},
+		{"value.unit_suffix", &s.Value.UnitSuffix},
 	}
 }
 
@@ -104,6 +115,9 @@ func defaults(host string) *Config {
 			EmbeddedListen: "127.0.0.1:1883",
 			QoS:            1,
 			Keepalive:      30 * time.Second,
+
+			MaxPayloadBytes:       262144,
+			MaxReadingsPerMessage: 10000,
 		},
 		Batch: Batch{Interval: 100 * time.Millisecond, MaxReadings: 10000},
 		Window: Window{
@@ -141,7 +155,9 @@ func defaultSubscription() Subscription {
 		Topic:       "sensors/{site}/{device}/{field}",
 		Format:      "json",
 		Measurement: "sensors",
-		JSON:        JSON{TimeKey: "ts", TimeUnit: "ms", ValueKey: "value", TagKeys: []string{}},
+		JSON: JSON{TimeKey: "ts", TimeUnit: "ms", ValueKey: "value",
+			TagKeys: []string{}, Fields: []string{}, Exclude: []string{}, NumericStrings: []string{}},
+		Influx: SubInflux{Precision: "ns"},
 	}
 }
 

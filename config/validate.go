@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +19,10 @@ var aggregateNames = []string{"count", "mean", "min", "max", "sum", "first", "la
 
 // The most a keepalive can be: MQTT carries it as a 16-bit count of seconds.
 const maxKeepalive = 65535 * time.Second
+
+// The largest payload MQTT can carry: its remaining length is at most
+// 268435455 bytes, topic included.
+const maxMQTTPayload = 268435455
 
 const minOutboxBytes = 1 << 20
 
@@ -82,6 +88,12 @@ func (c *Config) validate(subKeys []string, hostErr error) []error {
 	}
 	if strings.ContainsAny(m.ShareGroup, "/+#") {
 		bad("mqtt.share_group", "%q contains /, + or #; use a name without them, e.g. edgegw", m.ShareGroup)
+	}
+	if m.MaxPayloadBytes < 1 || m.MaxPayloadBytes > maxMQTTPayload {
+		bad("mqtt.max_payload_bytes", "%d is out of range; use 1 to %d (MQTT's limit), e.g. 262144", m.MaxPayloadBytes, maxMQTTPayload)
+	}
+	if m.MaxReadingsPerMessage < 1 {
+		bad("mqtt.max_readings_per_message", "%d is less than 1; use e.g. 10000", m.MaxReadingsPerMessage)
 	}
 	filters := map[string]string{} // MQTT filter -> key of the topic subscribing to it
 	for i := range m.Subscriptions {
@@ -187,12 +199,8 @@ func checkSubscription(s *Subscription, key string, filters map[string]string) [
 	} else {
 		filters[filter] = key + ".topic"
 	}
-	switch s.Format {
-	case "value", "json":
-	case "influx", "senml":
-		bad("format", "%q is not supported yet; use value or json", s.Format)
-	default:
-		bad("format", "%q is not a format; use value or json", s.Format)
+	if !slices.Contains([]string{"value", "json", "influx", "senml"}, s.Format) {
+		bad("format", "%q is not a format; use value, json, influx or senml", s.Format)
 	}
 	if p == "" && s.Format == "value" && !names["field"] {
 		bad("topic", "%q has no {field} placeholder, which format value needs to name the field; use e.g. sensors/{site}/{device}/{field}", s.Topic)
@@ -200,8 +208,38 @@ func checkSubscription(s *Subscription, key string, filters map[string]string) [
 	if s.Measurement == "" && !names["measurement"] {
 		bad("measurement", "empty; use e.g. sensors, or a {measurement} placeholder in the topic")
 	}
-	if !slices.Contains([]string{"s", "ms", "us", "ns"}, s.JSON.TimeUnit) {
-		bad("json.time_unit", "%q is not a time unit; use s, ms, us or ns", s.JSON.TimeUnit)
+	if !slices.Contains([]string{"s", "ms", "us", "ns", "auto"}, s.JSON.TimeUnit) {
+		bad("json.time_unit", "%q is not a time unit; use s, ms, us, ns or auto", s.JSON.TimeUnit)
+	}
+	if s.JSON.TimeZone != "" {
+		if _, err := time.LoadLocation(s.JSON.TimeZone); err != nil || s.JSON.TimeZone == "Local" {
+			bad("json.time_zone", "%q is not a time zone; use an IANA name like Europe/Berlin, or UTC", s.JSON.TimeZone)
+		}
+	}
+	if !slices.Contains([]string{"ns", "us", "ms", "s"}, s.Influx.Precision) {
+		bad("influx.precision", "%q is not a precision; use ns, us, ms or s", s.Influx.Precision)
+	}
+	if s.Value.UnitSuffix != "" {
+		if _, err := regexp.Compile(s.Value.UnitSuffix); err != nil {
+			bad("value.unit_suffix", "%q is not a regular expression (%v); use e.g. \\s*°?C$", s.Value.UnitSuffix, err)
+		}
+	}
+	for _, l := range []struct {
+		key  string
+		list []string
+	}{{"json.fields", s.JSON.Fields}, {"json.exclude", s.JSON.Exclude}, {"json.numeric_strings", s.JSON.NumericStrings}} {
+		for i, p := range l.list {
+			if p == "" {
+				bad(l.key, "item %d is empty; use dotted member paths or globs, e.g. ENERGY.* or uplink_message.rx_metadata", i)
+				continue
+			}
+			for _, seg := range strings.Split(p, ".") {
+				if _, err := path.Match(seg, ""); err != nil || seg == "" {
+					bad(l.key, "%q is not a path; use member names and globs joined with '.', e.g. ENERGY.* or temp*", p)
+					break
+				}
+			}
+		}
 	}
 	if s.Format == "json" && names["field"] && s.JSON.ValueKey == "" {
 		bad("json.value_key", "empty; with {field} in the topic, name the payload member holding the value, e.g. value")
@@ -210,7 +248,7 @@ func checkSubscription(s *Subscription, key string, filters map[string]string) [
 	for i, t := range s.JSON.TagKeys {
 		switch {
 		case t == "":
-			bad("json.tag_keys", "item %d is empty; use payload member names", i)
+			bad("json.tag_keys", "item %d is empty; use dotted payload member paths, e.g. unit or device.name", i)
 		case seen[t]:
 			bad("json.tag_keys", "%q is listed twice; list each member once", t)
 		}

@@ -185,6 +185,7 @@ type topicInfo struct {
 
 // route is one subscription: its template, default measurement and decoder.
 type route struct {
+	index       int // in Options.Subscriptions
 	tmpl        *template
 	measurement string
 	dec         decoder
@@ -210,6 +211,27 @@ const (
 	defaultMaxReadingsPerMessage = 10_000
 )
 
+// SubscriptionError is a problem with one of Options.Subscriptions.
+type SubscriptionError struct {
+	// Index is the subscription's index in Options.Subscriptions.
+	Index int
+	Topic string
+	Err   error
+}
+
+func (e *SubscriptionError) Error() string {
+	return fmt.Sprintf("subscription %d (topic %q): %v", e.Index, e.Topic, e.Err)
+}
+
+func (e *SubscriptionError) Unwrap() error { return e.Err }
+
+// CheckSubscriptions returns the problems of subs as New would find them,
+// each a *SubscriptionError, joined; nil when there are none.
+func CheckSubscriptions(subs []Subscription, arrivalTime bool) error {
+	_, err := newRouter(subs, arrivalTime)
+	return err
+}
+
 // newRouter returns the router of subs with the default limits; its error
 // lists every problem.
 func newRouter(subs []Subscription, arrivalTime bool) (*router, error) {
@@ -218,15 +240,17 @@ func newRouter(subs []Subscription, arrivalTime bool) (*router, error) {
 	for i, sub := range subs {
 		rt, err := newRoute(sub, arrivalTime)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("subscription %d (topic %q): %w", i, sub.Topic, err))
+			errs = append(errs, &SubscriptionError{Index: i, Topic: sub.Topic, Err: err})
 			continue
 		}
-		for j, earlier := range r.routes {
+		for _, earlier := range r.routes {
 			if earlier.tmpl.covers(rt.tmpl) {
-				errs = append(errs, fmt.Errorf("subscription %d (topic %q) can never match: subscription %d (topic %q) comes first and matches every topic it does; put the narrower one first", i, sub.Topic, j, earlier.tmpl.text))
+				errs = append(errs, &SubscriptionError{Index: i, Topic: sub.Topic, Err: fmt.Errorf(
+					"can never match: subscription %d (topic %q) comes first and matches every topic this one does; list the narrower one first", earlier.index, earlier.tmpl.text)})
 				break
 			}
 		}
+		rt.index = i
 		r.routes = append(r.routes, rt)
 	}
 	if len(errs) > 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/edgegw/edgegw/config"
+	"github.com/edgegw/edgegw/mqtt"
 	"github.com/spf13/cobra"
 )
 
@@ -33,7 +34,37 @@ func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
+	if err := checkSubscriptions(cfg); err != nil {
+		return nil, usageError{err}
+	}
 	return cfg, nil
+}
+
+// checkSubscriptions checks what only the decoders know of
+// mqtt.subscriptions (paths, templates that can never match), naming each
+// problem by its key.
+func checkSubscriptions(cfg *config.Config) error {
+	err := mqtt.CheckSubscriptions(mqttOptions(cfg).Subscriptions, cfg.Window.Time == "arrival")
+	if err == nil {
+		return nil
+	}
+	var errs []error
+	for _, e := range unjoin(err) {
+		var se *mqtt.SubscriptionError
+		if errors.As(e, &se) {
+			e = &config.Error{Key: fmt.Sprintf("mqtt.subscriptions[%d]", se.Index), Problem: se.Err.Error()}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// unjoin returns the errors joined in err by errors.Join, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func addConfigFlag(cmd *cobra.Command) {

@@ -98,6 +98,21 @@ func TestConfigCheckListsEveryProblem(t *testing.T) {
 	}
 }
 
+func TestConfigCheckNamesSubscriptionThatCanNeverMatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shadowed.yaml")
+	os.WriteFile(path, []byte(`mqtt:
+  subscriptions:
+    - topic: "sensors/{site}/{device}/{field}"
+    - topic: "sensors/special/{device}/{field}"
+      format: value
+`), 0o644)
+	_, errOut, code := edgegw(t, nil, "config", "check", "-c", path)
+	want := `mqtt.subscriptions[1]: can never match: subscription 0 (topic "sensors/{site}/{device}/{field}") comes first`
+	if code != 2 || !strings.Contains(errOut, want) {
+		t.Errorf("config check of a shadowed subscription: exit %d, stderr:\n%s\nwant exit 2 and %q", code, errOut, want)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"run"}, {"run", "--nope"}, {"simulate", "--qos", "2"}, {"frobnicate"}} {
 		if _, errOut, code := edgegw(t, []string{"EDGEGW_CONFIG="}, args...); code != 2 || errOut == "" {

@@ -252,13 +252,22 @@ func mqttOptions(cfg *config.Config) mqtt.Options {
 		Keepalive:    m.Keepalive,
 		ShareGroup:   m.ShareGroup,
 		ArrivalTime:  cfg.Window.Time == "arrival",
+
+		MaxPayloadBytes:       m.MaxPayloadBytes,
+		MaxReadingsPerMessage: m.MaxReadingsPerMessage,
 	}
 	for _, s := range m.Subscriptions {
+		j := s.JSON
 		o.Subscriptions = append(o.Subscriptions, mqtt.Subscription{
 			Topic:       s.Topic,
 			Format:      s.Format,
 			Measurement: s.Measurement,
-			JSON:        mqtt.JSONOptions{TimeKey: s.JSON.TimeKey, TimeUnit: s.JSON.TimeUnit, ValueKey: s.JSON.ValueKey, TagKeys: s.JSON.TagKeys},
+			Booleans:    s.Booleans,
+			JSON: mqtt.JSONOptions{TimeKey: j.TimeKey, TimeUnit: j.TimeUnit, TimeFormat: j.TimeFormat, TimeZone: j.TimeZone,
+				ValueKey: j.ValueKey, TagKeys: j.TagKeys, Fields: j.Fields, Exclude: j.Exclude, NumericStrings: j.NumericStrings},
+			Influx: mqtt.InfluxOptions{Precision: s.Influx.Precision},
+			SenML:  mqtt.SenMLOptions{DeviceSeparator: s.SenML.DeviceSeparator},
+			Value:  mqtt.ValueOptions{UnitSuffix: s.Value.UnitSuffix},
 		})
 	}
 	return o
