@@ -173,7 +173,8 @@ func TestClientDeliversDecodedReadings(t *testing.T) {
 	pub("json/s1/d2", `{"temperature": 21, "humidity": 40.5, "unit": "C", "ts": 1700000001000}`)
 	pub("sensors/s1/d1/temperature", "warm")
 	pub("sensors/s1/d1/humidity", "41")
-	waitFor(t, 10*time.Second, "4 messages at the sink", func() bool { return len(sink.messages()) == 4 })
+	pub("sensors/s1/d1/humidity", "unavailable")
+	waitFor(t, 10*time.Second, "5 messages at the sink", func() bool { return len(sink.messages()) == 5 })
 
 	want := [][]edgegw.Reading{
 		{{Series: "sensors,device=d1,site=s1", Field: "temperature", Value: 23.5, Time: fixedNow.UnixNano()}},
@@ -183,6 +184,7 @@ func TestClientDeliversDecodedReadings(t *testing.T) {
 		},
 		{}, // rejected, still handed over so that its ack stays in order
 		{{Series: "sensors,device=d1,site=s1", Field: "humidity", Value: 41, Time: fixedNow.UnixNano()}},
+		{}, // a state word: skipped, not rejected
 	}
 	got := sink.messages()
 	for i := range want {
@@ -195,10 +197,13 @@ func TestClientDeliversDecodedReadings(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{"edgegw_mqtt_messages_received_total", nil, 4},
+		{"edgegw_mqtt_messages_received_total", nil, 5},
 		{"edgegw_readings_received_total", nil, 4},
 		{"edgegw_readings_rejected_total", []string{"reason", "bad_number"}, 1},
 		{"edgegw_readings_rejected_total", []string{"reason", "bad_topic"}, 0},
+		{"edgegw_readings_skipped_total", []string{"reason", "state_word"}, 1},
+		{"edgegw_readings_skipped_total", []string{"reason", "bad_name"}, 0},
+		{"edgegw_readings_time_assumed_total", []string{"reason", "no_zone"}, 0},
 		{"edgegw_mqtt_reconnects_total", nil, 0},
 	} {
 		if got := metric(t, reg, m.name, m.labels...); got != m.want {

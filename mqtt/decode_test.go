@@ -360,7 +360,7 @@ func checkReadings(t *testing.T, rs []edgegw.Reading) {
 }
 
 func FuzzValue(f *testing.F) {
-	for _, s := range []string{"23.45", " -1e3 ", "NaN", "abc", "", "0x1p4", "1e999"} {
+	for _, s := range []string{"23.45", " -1e3 ", "NaN", "abc", "", "0x1p4", "1e999", "55\x00", "unavailable", "ON", "-", "23,5"} {
 		f.Add([]byte(s))
 	}
 	r := mustRouter(f, false, valueSub)
@@ -371,8 +371,13 @@ func FuzzValue(f *testing.F) {
 			t.Fatalf("decode(%q) error %T is not a *RejectError", payload, err)
 		}
 		checkReadings(t, rs)
-		if err == nil {
-			want, perr := strconv.ParseFloat(string(bytes.TrimSpace(payload)), 64)
+		switch {
+		case err == nil && len(rs) == 0:
+			if r.sk.count(skipStateWord) != 1 {
+				t.Fatalf("decode(%q) read nothing and skipped %+v; want a state_word skip", payload, r.sk.list)
+			}
+		case err == nil:
+			want, perr := strconv.ParseFloat(string(trimValue(payload)), 64)
 			if perr != nil || len(rs) != 1 || rs[0].Value != want {
 				t.Fatalf("decode(%q) = %v; strconv says %v, %v", payload, rs, want, perr)
 			}

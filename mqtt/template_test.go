@@ -78,3 +78,81 @@ func TestTemplateMatch(t *testing.T) {
 		}
 	}
 }
+
+// filterMatches is MQTT's rule for a topic filter, written plainly from the
+// specification (MQTT 3.1.1 section 4.7) as the reference for FuzzTemplate.
+func filterMatches(filter, topic string) bool {
+	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
+	if strings.HasPrefix(topic, "$") && (fl[0] == "+" || fl[0] == "#") {
+		return false
+	}
+	for i, f := range fl {
+		if f == "#" {
+			return true
+		}
+		if i >= len(tl) || (f != "+" && f != tl[i]) {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
+
+// FuzzTemplate checks the topic matcher against MQTT's filter rule: a
+// template matches exactly the topics its filter does, its placeholders
+// hold the levels at their places, and a template that covers another
+// matches every topic the other does.
+func FuzzTemplate(f *testing.F) {
+	for _, s := range [][3]string{
+		{"sensors/{site}/{device}/{field}", "sensors/s1/d1/temperature", "sensors/+/#"},
+		{"sensors/#", "sensors", "sensors/{site}"},
+		{"{measurement}/+/x/#", "$SYS/a/x/y", "#"},
+		{"a//b", "a//b", "a/+/b"},
+		{"#", "", "+"},
+		{"tele/{device}/SENSOR", "tele/tasmota_1/SENSOR", "tele/+/+"},
+		{"zigbee2mqtt/{device}", "zigbee2mqtt/bridge/state", "zigbee2mqtt/#"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, tmplText, topic, otherText string) {
+		tmpl, err := parseTemplate(tmplText)
+		if err != nil {
+			return
+		}
+		filter := tmpl.filter("")
+		m, ok := tmpl.match(topic)
+		if want := filterMatches(filter, topic); ok != want {
+			t.Fatalf("template %q (filter %q) match(%q) = %v; MQTT says %v", tmplText, filter, topic, ok, want)
+		}
+		if ok {
+			levels := strings.Split(topic, "/")
+			tags := 0
+			for i, l := range tmpl.levels {
+				switch l.kind {
+				case levelTag:
+					if m.tags[tags] != (edgegw.Tag{Key: l.text, Value: levels[i]}) {
+						t.Fatalf("template %q match(%q) tag %d = %v; want %s=%q", tmplText, topic, tags, m.tags[tags], l.text, levels[i])
+					}
+					tags++
+				case levelField:
+					if m.field != levels[i] {
+						t.Fatalf("template %q match(%q) field = %q; want %q", tmplText, topic, m.field, levels[i])
+					}
+				case levelMeasurement:
+					if m.measurement != levels[i] {
+						t.Fatalf("template %q match(%q) measurement = %q; want %q", tmplText, topic, m.measurement, levels[i])
+					}
+				}
+			}
+			if tags != len(m.tags) {
+				t.Fatalf("template %q match(%q) gave %d tags; want %d", tmplText, topic, len(m.tags), tags)
+			}
+		}
+		other, err := parseTemplate(otherText)
+		if err != nil {
+			return
+		}
+		if tmpl.covers(other) && filterMatches(other.filter(""), topic) && !ok {
+			t.Fatalf("template %q covers %q, yet only the second matches %q", tmplText, otherText, topic)
+		}
+	})
+}
