@@ -47,9 +47,21 @@
 // A message that cannot be decoded is rejected whole: it reaches the sink
 // with no readings, so that acknowledgements stay in order, and is counted in
 // edgegw_readings_rejected_total by reason (one count per message) and
-// logged at most once per 10 s per reason. A json array with one bad element
-// is rejected whole, as is an object whose numeric member overflows float64.
-// A member with an empty name is ignored.
+// logged, with its topic, at most once per 10 s per reason. So is a message
+// over Options.MaxPayloadBytes (too_large) or holding more than
+// Options.MaxReadingsPerMessage readings (too_many_readings), and one whose
+// topic has an empty placeholder level or one that is not a name (bad_topic:
+// an empty {site} would otherwise merge its series with others). A part of a
+// message that cannot be read (a member whose name InfluxDB cannot take, a
+// string field, a line or record that does not parse, a state word such as
+// "unavailable") is skipped and counted in edgegw_readings_skipped_total by
+// reason, logged the same way, and the rest of the message is read. A
+// reading stamped with its arrival time because its payload time has no zone
+// is counted in edgegw_readings_time_assumed_total.
+//
+// A subscription listed after one whose template matches every topic it
+// matches can never match: New refuses it (CheckSubscriptions says so
+// beforehand).
 //
 // The handler runs on one goroutine, in order. While Sink.Add blocks, no
 // message is read, and the broker's in-flight limit holds the rest; Add must
