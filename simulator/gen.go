@@ -19,36 +19,52 @@ var fields = [...]struct {
 	{name: "humidity", center: 45, spread: 5, step: 0.3, lo: 0, hi: 100},
 }
 
+// device is one simulated device: its names, topic and series.
+type device struct {
+	name, site string
+	topic      string    // <prefix>/<site>/<device>
+	key        string    // line-protocol series key: "sensors,device=dev3,site=site1"
+	series     []*series // one per field, in the order of fields
+}
+
 // series is one device's field: its topic, its truth-file line prefix and the
 // state of its random walk and timestamps.
 type series struct {
-	topic string
+	dev   *device
+	topic string // <prefix>/<site>/<device>/<field>
 	line  string // "sensors,device=dev3,site=site1 temperature="
 	field int    // index into fields
 
 	value    float64 // current value of the walk, unrounded
-	last     int64   // newest normal event time in ms (even)
-	lastLate int64   // newest late event time in ms (odd)
+	last     int64   // newest normal event time in ms (a multiple of the grid)
+	lastLate int64   // newest late event time in ms (half a grid past a multiple)
 }
 
-// newSeries returns the series of devices devices on sites sites, device by
-// device, each device's fields in the order of fields. Starting values are
-// drawn from rng.
-func newSeries(rng *rand.Rand, prefix string, devices, sites int) []*series {
-	out := make([]*series, 0, 2*devices)
+// name returns the field name of s.
+func (s *series) name() string { return fields[s.field].name }
+
+// newDevices returns devices devices on sites sites, each with a series
+// per field in the order of fields. Starting values are drawn from rng,
+// device by device.
+func newDevices(rng *rand.Rand, prefix string, devices, sites int) []*device {
+	devs := make([]*device, 0, devices)
 	for d := range devices {
-		dev := "dev" + strconv.Itoa(d+1)
-		site := "site" + strconv.Itoa(d%sites+1)
+		dev := &device{name: "dev" + strconv.Itoa(d+1), site: "site" + strconv.Itoa(d%sites+1)}
+		dev.topic = prefix + "/" + dev.site + "/" + dev.name
+		dev.key = measurement + ",device=" + dev.name + ",site=" + dev.site
 		for f, fd := range fields {
-			out = append(out, &series{
-				topic: prefix + "/" + site + "/" + dev + "/" + fd.name,
-				line:  measurement + ",device=" + dev + ",site=" + site + " " + fd.name + "=",
+			s := &series{
+				dev:   dev,
+				topic: dev.topic + "/" + fd.name,
+				line:  dev.key + " " + fd.name + "=",
 				field: f,
 				value: fd.center + rng.NormFloat64()*fd.spread,
-			})
+			}
+			dev.series = append(dev.series, s)
 		}
+		devs = append(devs, dev)
 	}
-	return out
+	return devs
 }
 
 // next advances the walk one step with draws from rng and returns the new
@@ -61,12 +77,12 @@ func (s *series) next(rng *rand.Rand) string {
 }
 
 // stamp returns the event time in ms of a normal reading of s made at now:
-// now rounded up to an even millisecond, and past every earlier one of s.
-func (s *series) stamp(now time.Time) int64 {
+// now rounded up to a multiple of grid ms, and past every earlier one of s.
+func (s *series) stamp(now time.Time, grid int64) int64 {
 	ts := now.UnixMilli()
-	ts += ts & 1
+	ts += (grid - ts%grid) % grid
 	if ts <= s.last {
-		ts = s.last + 2
+		ts = s.last + grid
 	}
 	s.last = ts
 	return ts
@@ -74,15 +90,14 @@ func (s *series) stamp(now time.Time) int64 {
 
 // stampLate returns the event time in ms of a late reading of s when newest
 // is the newest event time published and lateness the gateway's allowed
-// lateness in ms: an hour beyond the bound, odd, and past every earlier late
-// reading of s.
-func (s *series) stampLate(newest, lateness int64) int64 {
+// lateness in ms: an hour beyond the bound, half a grid past a multiple of
+// grid ms (so never the time of a normal reading), and past every earlier
+// late reading of s.
+func (s *series) stampLate(newest, lateness, grid int64) int64 {
 	ts := newest - lateness - time.Hour.Milliseconds()
-	if ts&1 == 0 {
-		ts--
-	}
+	ts -= ((ts-grid/2)%grid + grid) % grid
 	if s.lastLate != 0 && ts <= s.lastLate {
-		ts = s.lastLate + 2
+		ts = s.lastLate + grid
 	}
 	s.lastLate = ts
 	return ts
@@ -93,8 +108,23 @@ type reading struct {
 	s     *series
 	value string // two decimals
 	ts    int64  // event time in ms
-	late  bool
-	held  bool // generated out of order, published after a delay
+}
+
+// batch is the readings of one message, all of one device.
+type batch struct {
+	dev  *device
+	rs   []reading
+	late bool // stamped beyond the lateness bound
+	held bool // made out of order, published after a delay
+}
+
+// earliest returns the earliest event time of b, 0 when it is not stamped.
+func (b *batch) earliest() int64 {
+	ts := b.rs[0].ts
+	for _, rd := range b.rs[1:] {
+		ts = min(ts, rd.ts)
+	}
+	return ts
 }
 
 // kind is what one message slot publishes.
@@ -107,48 +137,49 @@ const (
 	duplicate
 )
 
-// heldReading is a reading held back to be published out of order.
-type heldReading struct {
+// heldBatch is a message held back to be published out of order.
+type heldBatch struct {
 	due  time.Time // wall time it is due
 	seq  int64     // breaks ties in generation order
-	r    reading
+	ts   int64     // earliest event time of b in ms; 0 without (format value)
+	b    *batch
 	done bool // published (or dropped) through the other heap
 }
 
-// heldQueue holds readings back. A reading is released when its wall time
-// is due, or, with event times (format json), once the newest event time
-// published is maxLag past its own: so it never lags the stream by more than
-// maxLag, even when event time runs ahead of the wall clock.
+// heldQueue holds messages back. A message is released when its wall time
+// is due, or, with event times, once the newest event time published is
+// maxLag past its earliest: so it never lags the stream by more than maxLag,
+// even when event time runs ahead of the wall clock.
 type heldQueue struct {
 	byDue pq // by due, then seq
-	byTS  pq // by event time, then seq; json only
+	byTS  pq // by event time, then seq; with event times only
 	n     int
 }
 
 func newHeldQueue() heldQueue {
 	return heldQueue{
-		byDue: pq{less: func(a, b *heldReading) bool {
+		byDue: pq{less: func(a, b *heldBatch) bool {
 			if !a.due.Equal(b.due) {
 				return a.due.Before(b.due)
 			}
 			return a.seq < b.seq
 		}},
-		byTS: pq{less: func(a, b *heldReading) bool {
-			if a.r.ts != b.r.ts {
-				return a.r.ts < b.r.ts
+		byTS: pq{less: func(a, b *heldBatch) bool {
+			if a.ts != b.ts {
+				return a.ts < b.ts
 			}
 			return a.seq < b.seq
 		}},
 	}
 }
 
-// Len returns the number of readings held.
+// Len returns the number of messages held.
 func (q *heldQueue) Len() int { return q.n }
 
 // push holds h; byTS orders it only when it has an event time.
-func (q *heldQueue) push(h *heldReading) {
+func (q *heldQueue) push(h *heldBatch) {
 	heap.Push(&q.byDue, h)
-	if h.r.ts != 0 {
+	if h.ts != 0 {
 		heap.Push(&q.byTS, h)
 	}
 	q.n++
@@ -162,41 +193,41 @@ func (q *heldQueue) nextDue() (due time.Time, ok bool) {
 	return time.Time{}, false
 }
 
-// release returns a reading due at now or lagging newest by maxLag ms or
+// release returns a message due at now or lagging newest by maxLag ms or
 // more, or nil.
-func (q *heldQueue) release(now time.Time, newest, maxLag int64) *heldReading {
+func (q *heldQueue) release(now time.Time, newest, maxLag int64) *heldBatch {
 	if top := q.byDue.top(); top != nil && !top.due.After(now) {
-		return q.take(heap.Pop(&q.byDue).(*heldReading))
+		return q.take(heap.Pop(&q.byDue).(*heldBatch))
 	}
-	if top := q.byTS.top(); top != nil && newest-top.r.ts >= maxLag {
-		return q.take(heap.Pop(&q.byTS).(*heldReading))
+	if top := q.byTS.top(); top != nil && newest-top.ts >= maxLag {
+		return q.take(heap.Pop(&q.byTS).(*heldBatch))
 	}
 	return nil
 }
 
-// popDue returns the reading due first, or nil when nothing is held.
-func (q *heldQueue) popDue() *heldReading {
+// popDue returns the message due first, or nil when nothing is held.
+func (q *heldQueue) popDue() *heldBatch {
 	if q.byDue.top() == nil {
 		return nil
 	}
-	return q.take(heap.Pop(&q.byDue).(*heldReading))
+	return q.take(heap.Pop(&q.byDue).(*heldBatch))
 }
 
-func (q *heldQueue) take(h *heldReading) *heldReading {
+func (q *heldQueue) take(h *heldBatch) *heldBatch {
 	h.done = true
 	q.n--
 	return h
 }
 
-// pq is a min-heap of held readings; entries released through the other
+// pq is a min-heap of held messages; entries released through the other
 // heap are dropped when they reach the top.
 type pq struct {
-	items []*heldReading
-	less  func(a, b *heldReading) bool
+	items []*heldBatch
+	less  func(a, b *heldBatch) bool
 }
 
 // top returns the first entry not yet released, or nil.
-func (p *pq) top() *heldReading {
+func (p *pq) top() *heldBatch {
 	for len(p.items) > 0 && p.items[0].done {
 		heap.Pop(p)
 	}
@@ -209,7 +240,7 @@ func (p *pq) top() *heldReading {
 func (p pq) Len() int           { return len(p.items) }
 func (p pq) Less(i, j int) bool { return p.less(p.items[i], p.items[j]) }
 func (p pq) Swap(i, j int)      { p.items[i], p.items[j] = p.items[j], p.items[i] }
-func (p *pq) Push(x any)        { p.items = append(p.items, x.(*heldReading)) }
+func (p *pq) Push(x any)        { p.items = append(p.items, x.(*heldBatch)) }
 func (p *pq) Pop() any {
 	old := p.items
 	x := old[len(old)-1]

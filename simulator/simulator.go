@@ -34,6 +34,11 @@ const (
 	DefaultTopicPrefix = "sensors"
 	DefaultLateness    = 5 * time.Second
 	DefaultMaxInflight = 500
+	DefaultBatch       = 1
+	// MaxBatch bounds Options.Batch: a message of MaxBatch readings stays
+	// well under the gateway's default mqtt.max_payload_bytes (256 KiB) and
+	// mqtt.max_readings_per_message (10000) in every format.
+	MaxBatch = 1000
 )
 
 const (
@@ -79,10 +84,20 @@ type Options struct {
 	// neither Count nor Duration the run ends when its context is
 	// cancelled.
 	Duration time.Duration
-	// Format is the payload format: "value" (the bare number, e.g. "23.45")
-	// or "json" ({"value":23.45,"ts":1700000000000}, ts in ms); default
-	// "json". "influx" and "senml" are not supported yet.
+	// Format is the payload format: "value" (the bare number, e.g.
+	// "23.45"), "json" ({"value":23.45,"ts":1700000000000}, ts in ms; an
+	// array of objects with Batch > 1; see JSONNested), "influx" (InfluxDB
+	// line protocol, ns precision) or "senml" (a SenML JSON pack); default
+	// "json". The package documentation shows each payload and the gateway
+	// subscription that reads it.
 	Format string
+	// Batch is the number of readings per message, all of one device;
+	// default 1, at most MaxBatch. Format value takes only 1.
+	Batch int
+	// JSONNested (format json only) wraps the readings of a message in
+	// {"readings":[...]}, one object per event time; the gateway reads it
+	// with json.time_key "readings.*.ts".
+	JSONNested bool
 	// QoS is the MQTT QoS of every publish, 0 or 1. The zero value is QoS 0;
 	// the edgegw simulate flag defaults to 1.
 	QoS byte
@@ -90,15 +105,17 @@ type Options struct {
 	// (values, and which ones are out of order, late or duplicated).
 	Seed int64
 	// TopicPrefix is the first topic level; topics are
-	// <prefix>/<site>/<device>/<field>. Default "sensors".
+	// <prefix>/<site>/<device>/<field> for formats value and json with one
+	// flat reading per message, and <prefix>/<site>/<device> otherwise.
+	// Default "sensors".
 	TopicPrefix string
-	// OutOfOrder is the fraction of messages that carry a reading held back
-	// for a random delay in (0, Lateness/2], and with format json at most
-	// until the newest event time published is Lateness/2 past its own: out
-	// of order, but within the lateness bound.
+	// OutOfOrder is the fraction of messages held back for a random delay
+	// in (0, Lateness/2], and with event times (formats json, influx and
+	// senml) at most until the newest event time published is Lateness/2
+	// past their earliest: out of order, but within the lateness bound.
 	OutOfOrder float64
-	// Late is the fraction of messages that carry a reading stamped an hour
-	// beyond the lateness bound. It needs Format "json".
+	// Late is the fraction of messages whose readings are stamped an hour
+	// beyond the lateness bound. It needs event times: not format value.
 	Late float64
 	// Duplicates is the fraction of messages that repeat one of the last
 	// 1024 messages exactly (topic and payload).
@@ -123,10 +140,11 @@ type Stats struct {
 	// Messages is the number of MQTT messages published.
 	Messages int64
 	// Readings is the number of distinct readings published: the lines of
-	// the truth file. Messages = Readings + Duplicates.
+	// the truth file. Messages = Readings/Batch + Duplicates.
 	Readings int64
-	// OutOfOrder, Late and Duplicates count the messages of each kind;
-	// out-of-order and late readings are also counted in Readings.
+	// OutOfOrder and Late count the readings published out of order and
+	// late (they are also counted in Readings); Duplicates counts the
+	// messages published again (each repeats Batch readings).
 	OutOfOrder, Late, Duplicates int64
 	// Elapsed is the time from the connection to the last acknowledgement.
 	Elapsed time.Duration
@@ -156,7 +174,11 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) (Stats, error) 
 		held: newHeldQueue(),
 		pend: queue{buf: make([]pending, o.MaxInflight)},
 	}
-	r.series = newSeries(r.rng, o.TopicPrefix, o.Devices, o.Sites)
+	r.devices = newDevices(r.rng, o.TopicPrefix, o.Devices, o.Sites)
+	r.grid = 2
+	if o.Format == "senml" {
+		r.grid = 8
+	}
 	if o.Truth != nil {
 		r.truth = bufio.NewWriterSize(o.Truth, 64<<10)
 	}
@@ -202,11 +224,21 @@ func (o Options) normalize() (Options, error) {
 		o.Format = DefaultFormat
 	}
 	switch o.Format {
-	case "value", "json":
-	case "influx", "senml":
-		bad("format %s is not supported by the simulator yet; use value or json", o.Format)
+	case "value", "json", "influx", "senml":
 	default:
-		bad("format %q: must be value or json", o.Format)
+		bad("format %q: must be value, json, influx or senml", o.Format)
+	}
+	if o.Batch == 0 {
+		o.Batch = DefaultBatch
+	}
+	switch {
+	case o.Batch < 1 || o.Batch > MaxBatch:
+		bad("batch %d: must be between 1 and %d readings per message", o.Batch, MaxBatch)
+	case o.Batch > 1 && o.Format == "value":
+		bad("batch %d: format value carries one reading per message; use batch 1, or format json, influx or senml", o.Batch)
+	}
+	if o.JSONNested && o.Format != "json" {
+		bad("json-nested: shapes json payloads, but the format is %s; use format json", o.Format)
 	}
 	if o.QoS > 1 {
 		bad("qos %d: must be 0 or 1", o.QoS)
@@ -234,7 +266,7 @@ func (o Options) normalize() (Options, error) {
 		bad("out-of-order + late + duplicates = %v: must be at most 1", sum)
 	}
 	if o.Late > 0 && o.Format == "value" {
-		bad("late %v: format value carries no event time, so late readings need format json", o.Late)
+		bad("late %v: format value carries no event time, so late readings need format json, influx or senml", o.Late)
 	}
 	if o.Lateness == 0 {
 		o.Lateness = DefaultLateness
@@ -292,10 +324,13 @@ type runner struct {
 	lostOnce sync.Once
 	lostErr  error // set before lost is closed
 
-	rng    *rand.Rand // draws that make the readings: repeatable
-	aux    *rand.Rand // draws whose outcome depends on timing
-	series []*series
-	next   int // index of the series of the next reading
+	rng     *rand.Rand // draws that make the readings: repeatable
+	aux     *rand.Rand // draws whose outcome depends on timing
+	devices []*device
+	dev     int    // index of the device whose turn it is
+	field   int    // index of its field that comes next
+	grid    int64  // event times: normal ones multiples of grid ms, late ones grid/2 past
+	buf     []byte // scratch for payloads
 
 	held       heldQueue
 	seq        int64
@@ -324,7 +359,7 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	}
 	defer r.client.Disconnect(250)
 	r.log.Info("publishing", "broker", r.o.Broker, "client_id", r.o.ClientID,
-		"devices", r.o.Devices, "sites", r.o.Sites, "format", r.o.Format, "qos", r.o.QoS,
+		"devices", r.o.Devices, "sites", r.o.Sites, "format", r.o.Format, "batch", r.o.Batch, "json_nested", r.o.JSONNested, "qos", r.o.QoS,
 		"rate", r.o.Rate, "count", r.o.Count, "duration", r.o.Duration, "seed", r.o.Seed)
 
 	r.start = time.Now()
@@ -334,7 +369,7 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 		// Count or Duration reached: publish the held readings now.
 		err = nil
 		for h := r.held.popDue(); err == nil && h != nil; h = r.held.popDue() {
-			err = r.publishReading(ctx, h.r, time.Now())
+			err = r.publishBatch(ctx, h.b, time.Now())
 		}
 		if err == nil {
 			err = r.drain(ctx)
@@ -343,7 +378,7 @@ func (r *runner) run(ctx context.Context) (Stats, error) {
 	cancelled := ctx.Err() != nil && (err == nil || errors.Is(err, ctx.Err()))
 	if cancelled {
 		if n := r.held.Len(); n > 0 {
-			r.log.Debug("held readings not published", "count", n)
+			r.log.Debug("held messages not published", "count", n)
 		}
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackGrace)
 		err = r.drain(gctx)
@@ -414,7 +449,7 @@ func (r *runner) loop(ctx context.Context) error {
 		}
 		now := time.Now()
 		for h := r.held.release(now, r.newest, maxLag); h != nil; h = r.held.release(now, r.newest, maxLag) {
-			if err := r.publishReading(ctx, h.r, now); err != nil {
+			if err := r.publishBatch(ctx, h.b, now); err != nil {
 				return err
 			}
 		}
@@ -478,71 +513,93 @@ func (r *runner) slot(ctx context.Context, now time.Time) error {
 		r.stats.Duplicates++
 		return nil
 	}
-	s := r.series[r.next]
-	r.next = (r.next + 1) % len(r.series)
-	rd := reading{s: s, value: s.next(r.rng)}
+	b := r.take()
 	switch k {
 	case late:
-		rd.late = true
-		rd.ts = s.stampLate(r.newest, int64((r.o.Lateness+time.Millisecond-1)/time.Millisecond))
+		b.late = true
+		lateness := int64((r.o.Lateness + time.Millisecond - 1) / time.Millisecond)
+		for i := range b.rs {
+			b.rs[i].ts = b.rs[i].s.stampLate(r.newest, lateness, r.grid)
+		}
 	case outOfOrder:
-		rd.held = true
-		if r.o.Format == "json" {
-			rd.ts = s.stamp(now)
+		b.held = true
+		if r.o.Format != "value" {
+			for i := range b.rs {
+				b.rs[i].ts = b.rs[i].s.stamp(now, r.grid)
+			}
 		}
 		delay := time.Duration((1 - r.rng.Float64()) * float64(r.o.Lateness/2))
 		r.seq++
-		r.held.push(&heldReading{due: now.Add(delay), seq: r.seq, r: rd})
+		r.held.push(&heldBatch{due: now.Add(delay), seq: r.seq, ts: b.earliest(), b: b})
 		return nil
 	default:
-		rd.ts = s.stamp(now)
+		for i := range b.rs {
+			b.rs[i].ts = b.rs[i].s.stamp(now, r.grid)
+		}
 		r.haveNormal = true
 	}
-	return r.publishReading(ctx, rd, now)
+	return r.publishBatch(ctx, b, now)
 }
 
-// publishReading writes rd to the truth file and publishes it.
-func (r *runner) publishReading(ctx context.Context, rd reading, now time.Time) error {
-	if rd.held && r.o.Format == "value" {
+// take returns the readings of the next message, values drawn, not yet
+// stamped: the next Batch readings of the device whose turn it is, its
+// fields in turn. A device's turn ends with a message that ends with its
+// last field, so that a turn gives each of its fields equally often; with
+// Batch 1 the series take turns one by one.
+func (r *runner) take() *batch {
+	d := r.devices[r.dev]
+	b := &batch{dev: d, rs: make([]reading, r.o.Batch)}
+	for i := range b.rs {
+		s := d.series[r.field]
+		b.rs[i] = reading{s: s, value: s.next(r.rng)}
+		r.field = (r.field + 1) % len(d.series)
+	}
+	if r.field == 0 {
+		r.dev = (r.dev + 1) % len(r.devices)
+	}
+	return b
+}
+
+// publishBatch writes the readings of b to the truth file and publishes
+// them in one message.
+func (r *runner) publishBatch(ctx context.Context, b *batch, now time.Time) error {
+	if b.held && r.o.Format == "value" {
 		// The gateway stamps a bare value on arrival: its time is now.
-		rd.ts = rd.s.stamp(now)
-	}
-	var payload []byte
-	if r.o.Format == "json" {
-		payload = make([]byte, 0, 48)
-		payload = append(payload, `{"value":`...)
-		payload = append(payload, rd.value...)
-		payload = append(payload, `,"ts":`...)
-		payload = strconv.AppendInt(payload, rd.ts, 10)
-		payload = append(payload, '}')
-	} else {
-		payload = []byte(rd.value)
-	}
-	if r.truth != nil {
-		if rd.late {
-			r.truth.WriteString("# late\n")
+		for i := range b.rs {
+			b.rs[i].ts = b.rs[i].s.stamp(now, r.grid)
 		}
-		r.truth.WriteString(rd.s.line)
-		r.truth.WriteString(rd.value)
-		r.truth.WriteByte(' ')
-		var b [24]byte
-		r.truth.Write(strconv.AppendInt(b[:0], rd.ts*int64(time.Millisecond), 10))
-		r.truth.WriteByte('\n')
 	}
-	m := message{topic: rd.s.topic, payload: payload}
+	topic, payload := r.encode(b)
+	if r.truth != nil {
+		var num [24]byte
+		for _, rd := range b.rs {
+			if b.late {
+				r.truth.WriteString("# late\n")
+			}
+			r.truth.WriteString(rd.s.line)
+			r.truth.WriteString(rd.value)
+			r.truth.WriteByte(' ')
+			r.truth.Write(strconv.AppendInt(num[:0], rd.ts*int64(time.Millisecond), 10))
+			r.truth.WriteByte('\n')
+		}
+	}
+	m := message{topic: topic, payload: payload}
 	if err := r.publish(ctx, m); err != nil {
 		return err
 	}
 	r.recent.add(m)
-	r.stats.Readings++
+	n := int64(len(b.rs))
+	r.stats.Readings += n
 	switch {
-	case rd.late:
-		r.stats.Late++
-	case rd.held:
-		r.stats.OutOfOrder++
+	case b.late:
+		r.stats.Late += n
+	case b.held:
+		r.stats.OutOfOrder += n
 	}
-	if !rd.late && rd.ts > r.newest {
-		r.newest = rd.ts
+	if !b.late {
+		for _, rd := range b.rs {
+			r.newest = max(r.newest, rd.ts)
+		}
 	}
 	return nil
 }

@@ -43,13 +43,19 @@ type msg struct{ topic, payload string }
 
 func subscribe(t *testing.T, url string) *received {
 	t.Helper()
+	return subscribePrefix(t, url, "sensors")
+}
+
+// subscribePrefix subscribes to prefix/# at QoS 1.
+func subscribePrefix(t *testing.T, url, prefix string) *received {
+	t.Helper()
 	r := &received{}
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("test-sub").SetAutoReconnect(false))
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("test-sub-" + prefix).SetAutoReconnect(false))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscriber connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	tok := c.Subscribe("sensors/#", 1, func(_ paho.Client, m paho.Message) {
+	tok := c.Subscribe(prefix+"/#", 1, func(_ paho.Client, m paho.Message) {
 		r.mu.Lock()
 		r.msgs = append(r.msgs, msg{m.Topic(), string(m.Payload())})
 		r.mu.Unlock()
@@ -175,14 +181,23 @@ func parseTruth(t *testing.T, b []byte) []line {
 }
 
 // checkTruth checks the truth lines against the stats and the event time
-// rules of a json run with lateness lateness.
+// rules of a run with event times (format json, batch 1) with lateness
+// lateness.
 func checkTruth(t *testing.T, lines []line, st simulator.Stats, lateness time.Duration) {
+	t.Helper()
+	checkTruthGrid(t, lines, st, lateness, 1, 2)
+}
+
+// checkTruthGrid is checkTruth for a run of batch readings per message whose
+// normal event times are multiples of grid ms and late ones grid/2 past a
+// multiple.
+func checkTruthGrid(t *testing.T, lines []line, st simulator.Stats, lateness time.Duration, batch, grid int64) {
 	t.Helper()
 	if int64(len(lines)) != st.Readings {
 		t.Errorf("truth file has %d readings, Stats.Readings = %d", len(lines), st.Readings)
 	}
-	if st.Messages != st.Readings+st.Duplicates {
-		t.Errorf("Stats.Messages = %d, want Readings %d + Duplicates %d", st.Messages, st.Readings, st.Duplicates)
+	if st.Readings%batch != 0 || st.Messages != st.Readings/batch+st.Duplicates {
+		t.Errorf("Stats.Messages = %d, want Readings %d / batch %d + Duplicates %d", st.Messages, st.Readings, batch, st.Duplicates)
 	}
 	seen := map[string]bool{}
 	newest := int64(0)             // newest normal event time so far, ns
@@ -201,8 +216,8 @@ func checkTruth(t *testing.T, lines []line, st simulator.Stats, lateness time.Du
 		sf := l.series + " " + l.field
 		if l.late {
 			lates++
-			if ms%2 != 1 {
-				t.Errorf("truth line %d: late reading at %d ms, want an odd ms", i+1, ms)
+			if ms%grid != grid/2 {
+				t.Errorf("truth line %d: late reading at %d ms, want %d past a multiple of %d", i+1, ms, grid/2, grid)
 			}
 			if newest == 0 {
 				t.Errorf("truth line %d: late reading before any normal one", i+1)
@@ -215,8 +230,8 @@ func checkTruth(t *testing.T, lines []line, st simulator.Stats, lateness time.Du
 			lastLate[sf] = l.ts
 			continue
 		}
-		if ms%2 != 0 {
-			t.Errorf("truth line %d: reading at %d ms, want an even ms", i+1, ms)
+		if ms%grid != 0 {
+			t.Errorf("truth line %d: reading at %d ms, want a multiple of %d", i+1, ms, grid)
 		}
 		if lag := time.Duration(newest - l.ts); lag > lateness {
 			t.Errorf("truth line %d: out-of-order reading %s behind the newest, want at most the lateness %s", i+1, lag, lateness)
@@ -238,70 +253,118 @@ func checkTruth(t *testing.T, lines []line, st simulator.Stats, lateness time.Du
 	}
 }
 
-func TestJSON(t *testing.T) {
+// TestFormats runs every format with event times at batch sizes 1 and 7
+// (odd: a device's turn then spans two messages, and a message ends with
+// either field) with out-of-order, late and duplicated messages, decodes
+// every message a subscriber received on its own, and checks that the
+// distinct messages give exactly the truth file's readings.
+func TestFormats(t *testing.T) {
 	b := broker(t)
-	sub := subscribe(t, b.URL())
-	var truth, progress bytes.Buffer
-	const lateness = 200 * time.Millisecond
-	st, err := simulator.Run(t.Context(), simulator.Options{
-		Broker: b.URL(), Devices: 5, Sites: 2, Rate: 2000, Count: 2000, Format: "json", QoS: 1, Seed: 1,
-		OutOfOrder: 0.1, Late: 0.05, Duplicates: 0.05, Lateness: lateness,
-		Truth: &truth, Progress: &progress,
-	}, nil)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if st.Messages != 2000 {
-		t.Errorf("Stats.Messages = %d, want 2000", st.Messages)
-	}
-	// 2000 draws at 10%, 5%, 5%: far from 0 and from 2000 for any seed.
-	for name, n := range map[string]int64{"OutOfOrder": st.OutOfOrder, "Late": st.Late, "Duplicates": st.Duplicates} {
-		if n < 20 || n > 400 {
-			t.Errorf("Stats.%s = %d, want about %s of 2000", name, n, map[string]string{"OutOfOrder": "10%", "Late": "5%", "Duplicates": "5%"}[name])
+	for _, sh := range []shape{
+		{format: "json", batch: 1},
+		{format: "json", batch: 7},
+		{format: "json", batch: 1, nested: true},
+		{format: "json", batch: 7, nested: true},
+		{format: "influx", batch: 1},
+		{format: "influx", batch: 7},
+		{format: "senml", batch: 1},
+		{format: "senml", batch: 7},
+	} {
+		name := fmt.Sprintf("%s/batch%d", sh.format, sh.batch)
+		if sh.nested {
+			name = fmt.Sprintf("json-nested/batch%d", sh.batch)
 		}
-	}
-	lines := parseTruth(t, truth.Bytes())
-	checkTruth(t, lines, st, lateness)
+		t.Run(name, func(t *testing.T) {
+			prefix := strings.ReplaceAll(name, "/", "-")
+			sub := subscribePrefix(t, b.URL(), prefix)
+			var truth, progress bytes.Buffer
+			const lateness = 200 * time.Millisecond
+			// 5 devices × 2 fields at 1000 messages/s: at batch 7, 700
+			// readings per series and second, past the 125 (senml) or 500
+			// per second that keep event time with the clock; the truth
+			// holds all the same.
+			st, err := simulator.Run(t.Context(), simulator.Options{
+				Broker: b.URL(), Devices: 5, Sites: 2, Rate: 1000, Count: 1000, Format: sh.format,
+				Batch: sh.batch, JSONNested: sh.nested, QoS: 1, Seed: 1, TopicPrefix: prefix,
+				OutOfOrder: 0.1, Late: 0.05, Duplicates: 0.05, Lateness: lateness,
+				Truth: &truth, Progress: &progress,
+			}, nil)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if st.Messages != 1000 {
+				t.Errorf("Stats.Messages = %d, want 1000", st.Messages)
+			}
+			n := int64(sh.batch)
+			// 1000 draws at 10%, 5%, 5%: far from 0 and from 1000 for any seed.
+			for name, got := range map[string]int64{"OutOfOrder": st.OutOfOrder / n, "Late": st.Late / n, "Duplicates": st.Duplicates} {
+				if got < 10 || got > 200 {
+					t.Errorf("Stats.%s = %d messages, want about %s of 1000", name, got, map[string]string{"OutOfOrder": "10%", "Late": "5%", "Duplicates": "5%"}[name])
+				}
+			}
+			if st.OutOfOrder%n != 0 || st.Late%n != 0 {
+				t.Errorf("Stats = %+v: out-of-order and late readings are not whole messages of %d", st, n)
+			}
+			grid := int64(2)
+			if sh.format == "senml" {
+				grid = 8
+			}
+			lines := parseTruth(t, truth.Bytes())
+			checkTruthGrid(t, lines, st, lateness, n, grid)
 
-	// Every series appears, device i on site (i%2)+1.
-	perSeries := map[string]int{}
-	for _, l := range lines {
-		n, _ := strconv.Atoi(strings.TrimPrefix(l.device, "dev"))
-		if want := fmt.Sprintf("site%d", (n-1)%2+1); n < 1 || l.site != want {
-			t.Errorf("reading of device %q on site %q, want %s", l.device, l.site, want)
-		}
-		perSeries[l.series+" "+l.field]++
-	}
-	if len(perSeries) != 10 {
-		t.Errorf("truth file has %d series and fields, want 5 devices × 2 fields: %v", len(perSeries), perSeries)
-	}
+			// Every series appears, device i on site (i%2)+1.
+			perSeries := map[string]int{}
+			for _, l := range lines {
+				d, _ := strconv.Atoi(strings.TrimPrefix(l.device, "dev"))
+				if want := fmt.Sprintf("site%d", (d-1)%2+1); d < 1 || l.site != want {
+					t.Errorf("reading of device %q on site %q, want %s", l.device, l.site, want)
+				}
+				perSeries[l.series+" "+l.field]++
+			}
+			if len(perSeries) != 10 {
+				t.Errorf("truth file has %d series and fields, want 5 devices × 2 fields: %v", len(perSeries), perSeries)
+			}
 
-	// What arrived is what the truth file lists, plus the duplicates.
-	msgs := sub.wait(t, st.Messages)
-	want := map[msg]bool{}
-	for _, l := range lines {
-		topic := "sensors/" + l.site + "/" + l.device + "/" + l.field
-		want[msg{topic, fmt.Sprintf(`{"value":%s,"ts":%d}`, l.value, l.ts/int64(time.Millisecond))}] = true
-	}
-	got := map[msg]int{}
-	for _, m := range msgs {
-		if !want[m] {
-			t.Errorf("received %s %s, not in the truth file", m.topic, m.payload)
-		}
-		got[m]++
-	}
-	if len(got) != len(want) {
-		t.Errorf("received %d distinct messages, truth file has %d readings", len(got), len(want))
-	}
-	if extra := int64(len(msgs) - len(got)); extra != st.Duplicates {
-		t.Errorf("received %d repeated messages, Stats.Duplicates = %d", extra, st.Duplicates)
-	}
+			// The distinct messages received give every reading of the
+			// truth file once, batch readings each; the others repeat one.
+			want := map[string]int{}
+			for _, l := range lines {
+				want[truthPoint(t, l)]++
+			}
+			msgs := sub.wait(t, st.Messages)
+			got := map[string]int{}
+			distinct := map[msg]int{}
+			for _, m := range msgs {
+				if distinct[m]++; distinct[m] > 1 {
+					continue
+				}
+				ps := decodeMessage(t, sh, m)
+				if int64(len(ps)) != n {
+					t.Errorf("message %s %s holds %d readings, want %d", m.topic, m.payload, len(ps), n)
+				}
+				for _, p := range ps {
+					if want[p] == 0 {
+						t.Errorf("message %s %s: reading %s is not in the truth file", m.topic, m.payload, p)
+					}
+					got[p]++
+				}
+			}
+			for p, w := range want {
+				if got[p] != w {
+					t.Errorf("reading %s: in %d distinct messages, want %d", p, got[p], w)
+				}
+			}
+			if extra := int64(len(msgs) - len(distinct)); extra != st.Duplicates {
+				t.Errorf("received %d repeated messages, Stats.Duplicates = %d", extra, st.Duplicates)
+			}
+			t.Logf("%d messages, %d readings; first: %s %s", len(msgs), len(lines), msgs[0].topic, msgs[0].payload)
 
-	summary := fmt.Sprintf("sent 2000 messages (%d readings: %d out of order, %d late; %d duplicates) in ",
-		st.Readings, st.OutOfOrder, st.Late, st.Duplicates)
-	t.Logf("progress: %q", progress.String())
-	if p := progress.String(); !strings.Contains(p, summary) || !strings.HasSuffix(p, "\n") {
-		t.Errorf("progress = %q, want a final line with %q", p, summary)
+			summary := fmt.Sprintf("sent 1000 messages (%d readings: %d out of order, %d late; %d duplicates) in ",
+				st.Readings, st.OutOfOrder, st.Late, st.Duplicates)
+			if p := progress.String(); !strings.Contains(p, summary) || !strings.HasSuffix(p, "\n") {
+				t.Errorf("progress = %q, want a final line with %q", p, summary)
+			}
+		})
 	}
 }
 
@@ -470,9 +533,12 @@ func TestOptionsErrors(t *testing.T) {
 		opts simulator.Options
 		want []string
 	}{
-		{"influx", simulator.Options{Format: "influx"}, []string{"format influx is not supported by the simulator yet; use value or json"}},
-		{"senml", simulator.Options{Format: "senml"}, []string{"format senml is not supported by the simulator yet; use value or json"}},
-		{"unknown format", simulator.Options{Format: "xml"}, []string{`format "xml": must be value or json`}},
+		{"unknown format", simulator.Options{Format: "xml"}, []string{`format "xml": must be value, json, influx or senml`}},
+		{"batch zero or less", simulator.Options{Batch: -1}, []string{"batch -1: must be between 1 and 1000 readings per message"}},
+		{"batch too large", simulator.Options{Format: "influx", Batch: 1001}, []string{"batch 1001: must be between 1 and 1000"}},
+		{"batch value", simulator.Options{Format: "value", Batch: 2}, []string{"batch 2: format value carries one reading per message; use batch 1, or format json, influx or senml"}},
+		{"nested influx", simulator.Options{Format: "influx", JSONNested: true}, []string{"json-nested: shapes json payloads, but the format is influx; use format json"}},
+		{"nested value", simulator.Options{Format: "value", JSONNested: true}, []string{"json-nested: shapes json payloads, but the format is value"}},
 		{"qos", simulator.Options{QoS: 2}, []string{"qos 2: must be 0 or 1"}},
 		{"devices", simulator.Options{Devices: -1}, []string{"devices -1: must be between 1 and"}},
 		{"sites", simulator.Options{Devices: 2, Sites: 3}, []string{"sites 3: must be between 1 and the number of devices (2)"}},
@@ -481,13 +547,13 @@ func TestOptionsErrors(t *testing.T) {
 		{"duration", simulator.Options{Duration: -time.Second}, []string{"duration -1s: must be 0"}},
 		{"fraction", simulator.Options{Late: 1.5}, []string{"late 1.5: must be a fraction between 0 and 1"}},
 		{"sum", simulator.Options{OutOfOrder: 0.5, Late: 0.3, Duplicates: 0.3}, []string{"out-of-order + late + duplicates = 1.1"}},
-		{"late value", simulator.Options{Format: "value", Late: 0.1}, []string{"late readings need format json"}},
+		{"late value", simulator.Options{Format: "value", Late: 0.1}, []string{"late readings need format json, influx or senml"}},
 		{"lateness", simulator.Options{Lateness: -time.Second}, []string{"lateness -1s: must be positive"}},
 		{"inflight", simulator.Options{MaxInflight: 70000}, []string{"max-inflight 70000: must be between 1 and 65535"}},
 		{"prefix", simulator.Options{TopicPrefix: "a/+"}, []string{`topic-prefix "a/+"`}},
 		{"broker", simulator.Options{Broker: "127.0.0.1:1883"}, []string{`broker "127.0.0.1:1883": want a URL such as tcp://127.0.0.1:1883`}},
-		{"all at once", simulator.Options{Format: "influx", QoS: 3, Devices: -2},
-			[]string{"format influx", "qos 3", "devices -2"}},
+		{"all at once", simulator.Options{Format: "value", Batch: 5, QoS: 3, Devices: -2},
+			[]string{"batch 5", "qos 3", "devices -2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.opts.Broker == "" {
