@@ -519,7 +519,12 @@ func (r *runner) slot(ctx context.Context, now time.Time) error {
 		b.late = true
 		lateness := int64((r.o.Lateness + time.Millisecond - 1) / time.Millisecond)
 		for i := range b.rs {
-			b.rs[i].ts = b.rs[i].s.stampLate(r.newest, lateness, r.grid)
+			s := b.rs[i].s
+			b.rs[i].ts = s.stampLate(r.newest, lateness, r.grid)
+			// It takes the place of a normal reading: when event time runs
+			// ahead of the clock, every series then advances alike, and
+			// none falls behind the stream for its late readings.
+			s.stamp(now, r.grid)
 		}
 	case outOfOrder:
 		b.held = true
