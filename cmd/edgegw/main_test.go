@@ -114,7 +114,7 @@ func TestConfigCheckNamesSubscriptionThatCanNeverMatch(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{"run"}, {"run", "--nope"}, {"simulate", "--qos", "2"}, {"frobnicate"}} {
+	for _, args := range [][]string{{"run"}, {"run", "--nope"}, {"simulate", "--qos", "2"}, {"simulate", "--format", "value", "--batch", "2"}, {"frobnicate"}} {
 		if _, errOut, code := edgegw(t, []string{"EDGEGW_CONFIG="}, args...); code != 2 || errOut == "" {
 			t.Errorf("edgegw %s: exit %d, stderr %q; want exit 2 with a message", strings.Join(args, " "), code, errOut)
 		}
