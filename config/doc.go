@@ -50,6 +50,9 @@
 // working directory, not from the config file's directory. TLS files are
 // checked to exist, not parsed; a bad certificate shows when connecting.
 //
-// Formats influx and senml are recognised but not supported yet: a
-// subscription naming one is an error.
+// Load checks each subscription's options on their own (formats, units,
+// zones, regular expressions, path syntax); what only the decoders know
+// (paths that must share one record, templates an earlier one shadows) is
+// checked by mqtt.CheckSubscriptions, which `edgegw config check` and `run`
+// also call.
 package config

@@ -205,7 +205,7 @@ func checkSubscription(s *Subscription, key string, filters map[string]string) [
 	if p == "" && s.Format == "value" && !names["field"] {
 		bad("topic", "%q has no {field} placeholder, which format value needs to name the field; use e.g. sensors/{site}/{device}/{field}", s.Topic)
 	}
-	if s.Measurement == "" && !names["measurement"] {
+	if s.Measurement == "" && !names["measurement"] && s.Format != "influx" {
 		bad("measurement", "empty; use e.g. sensors, or a {measurement} placeholder in the topic")
 	}
 	if !slices.Contains([]string{"s", "ms", "us", "ns", "auto"}, s.JSON.TimeUnit) {
