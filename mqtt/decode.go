@@ -377,6 +377,11 @@ const valueAccepted = "format value expects one number like 23.5, 1e3 or -7"
 
 func (d *valueDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64, sk *skips) ([]edgegw.Reading, error) {
 	b := trimValue(payload)
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		// A state published as a JSON string, as Home Assistant's
+		// statestream does: "23.5", "unavailable".
+		b = trimValue(b[1 : len(b)-1])
+	}
 	if d.suffix != nil {
 		if loc := d.suffix.FindIndex(b); loc != nil {
 			b = trimValue(b[:loc[0]])

@@ -196,6 +196,9 @@ func TestValueDecoder(t *testing.T) {
 		{payload: "None", skip: "state_word"},
 		{payload: "ON", skip: "state_word"},
 		{payload: "23,5", reason: "bad_number"},
+		{payload: `"23.5"`, want: 23.5},
+		{payload: `"unavailable"`, skip: "state_word"},
+		{payload: `"`, reason: "bad_number"},
 		{payload: "-Inf", reason: "non_finite"},
 		{payload: "1e400", reason: "non_finite"},
 		{payload: "", reason: "no_value"},
@@ -360,7 +363,7 @@ func checkReadings(t *testing.T, rs []edgegw.Reading) {
 }
 
 func FuzzValue(f *testing.F) {
-	for _, s := range []string{"23.45", " -1e3 ", "NaN", "abc", "", "0x1p4", "1e999", "55\x00", "unavailable", "ON", "-", "23,5"} {
+	for _, s := range []string{"23.45", " -1e3 ", "NaN", "abc", "", "0x1p4", "1e999", "55\x00", "unavailable", "ON", "-", "23,5", `"23.5"`, `"unavailable"`, `" 5\x00"`} {
 		f.Add([]byte(s))
 	}
 	r := mustRouter(f, false, valueSub)
@@ -377,7 +380,13 @@ func FuzzValue(f *testing.F) {
 				t.Fatalf("decode(%q) read nothing and skipped %+v; want a state_word skip", payload, r.sk.list)
 			}
 		case err == nil:
-			want, perr := strconv.ParseFloat(string(trimValue(payload)), 64)
+			text := strings.Trim(string(payload), " \t\n\r\v\f\x00")
+			if unq, err := strconv.Unquote(text); err == nil {
+				text = strings.Trim(unq, " \t\n\r\v\f\x00")
+			} else if len(text) >= 2 && text[0] == '"' && text[len(text)-1] == '"' {
+				text = strings.Trim(text[1:len(text)-1], " \t\n\r\v\f\x00")
+			}
+			want, perr := strconv.ParseFloat(text, 64)
 			if perr != nil || len(rs) != 1 || rs[0].Value != want {
 				t.Fatalf("decode(%q) = %v; strconv says %v, %v", payload, rs, want, perr)
 			}
