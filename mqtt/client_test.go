@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -419,5 +420,99 @@ func TestThrottle(t *testing.T) {
 	}
 	if ok, n := th.allow("bad_number", t0.Add(10*time.Second)); !ok || n != 5 {
 		t.Errorf("allow 10s later = %v, %d; want true with 5 suppressed", ok, n)
+	}
+}
+
+// TestHostileInputLosesNoNeighbour publishes, through a real Mosquitto,
+// hostile payloads of every kind for every format, each followed by a good
+// message. Every hostile message is acknowledged and handed over with only
+// its good parts, counted by reason; every good message arrives, in order.
+func TestHostileInputLosesNoNeighbour(t *testing.T) {
+	broker := testenv.Mosquitto(t, testenv.MosquittoOptions{})
+	sink := &fakeSink{autoAck: true}
+	reg := prometheus.NewRegistry()
+	opts := baseOptions(broker.URL())
+	opts.Subscriptions = []Subscription{
+		{Topic: "v/{site}/{device}/{field}", Format: "value", Measurement: "v"},
+		{Topic: "j/{site}/{device}", Format: "json", Measurement: "j", JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms"}},
+		{Topic: "i/{site}", Format: "influx"},
+		{Topic: "s/{site}", Format: "senml", Measurement: "s"},
+	}
+	opts.MaxPayloadBytes = 16 << 10
+	c, stop := startClient(t, opts, sink, reg)
+	defer stop()
+	waitFor(t, 10*time.Second, "Ready", c.Ready)
+	pub := publisher(t, broker.URL())
+
+	for _, tc := range []struct {
+		topic, payload string
+		readings       int    // the good parts read
+		rejected       string // the reason the message is rejected, if it is
+		skipped        string // the reason a part is skipped, if one is
+	}{
+		{"j/s1/d1", `{"a":`, 0, "bad_payload", ""},
+		{"j/s1/d1", `{"a": NaN}`, 0, "bad_payload", ""},
+		{"j/s1/d1", strings.Repeat("[", 10000), 0, "bad_payload", ""},
+		{"j/s1/d1", strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), 0, "too_large", ""},
+		{"j/s1/d1", strings.Repeat(`{"a":`, 1000) + "1" + strings.Repeat("}", 1000), 0, "bad_payload", ""},
+		{"j/s1/d1", `{"a": 1, "a": 2}`, 0, "duplicate_key", ""},
+		{"j/s1/d1", ``, 0, "no_value", ""},
+		{"j/s1/d1", `{"ts": [1], "t": 1}`, 0, "bad_time", ""},
+		{"j/s1/d1", `"a string"`, 0, "bad_payload", ""},
+		{"j/s1/d1", `{"s": "x", "n": null, "b": true}`, 0, "no_value", ""},
+		{"j/s1/d1", "{\"a\xff\": 1, \"ok\": 2}", 1, "", "bad_name"},
+		{"j/s1/d1", "{\"t\\u0001\": 1, \"ok\": 2}", 1, "", "bad_name"},
+		{"j/s1/d1", `{"big": 1e999, "ok": 2, "neg": -1e400}`, 1, "", "non_finite"},
+		{"j/s1/d1", `{"deep": {"er": {"still": [1, {"x": 2}]}}}`, 2, "", ""},
+		{"v/s1/d1/t", `0x10`, 0, "bad_number", ""},
+		{"v/s1/d1/t", `1e999`, 0, "non_finite", ""},
+		{"v/s1/d1/t", `-Infinity`, 0, "non_finite", ""},
+		{"v/s1/d1/t", "\xff\xfe", 0, "bad_number", ""},
+		{"v/s1/d1/t", `unavailable`, 0, "", "state_word"},
+		{"v//d1/t", `1`, 0, "bad_topic", ""},
+		{"i/s1", `m f="s"`, 0, "no_value", ""},
+		{"i/s1", `not line protocol at all`, 0, "no_value", ""},
+		{"i/s1", "m f=1\nbad line here\nm g=2", 2, "", "bad_line"},
+		{"i/s1", `m f="s",g=1`, 1, "", "string_field"},
+		{"i/s1", "m\xff f=1", 0, "no_value", ""},
+		{"s/s1", `{"n": "x", "v": 1}`, 0, "bad_payload", ""},
+		{"s/s1", `[{"n": "x"}]`, 0, "no_value", ""},
+		{"s/s1", `[{"n": "a", "v": 1}, {"n": "b"}]`, 1, "", "bad_record"},
+		{"s/s1", `[{"n": "a", "v": 1e999}]`, 0, "no_value", ""},
+	} {
+		before := len(sink.messages())
+		rejected := map[string]float64{}
+		for _, r := range reasons {
+			rejected[r] = metric(t, reg, "edgegw_readings_rejected_total", "reason", r)
+		}
+		skipped := 0.0
+		if tc.skipped != "" {
+			skipped = metric(t, reg, "edgegw_readings_skipped_total", "reason", tc.skipped)
+		}
+		pub(tc.topic, tc.payload)
+		pub("v/s1/canary/seq", strconv.Itoa(before))
+		waitFor(t, 10*time.Second, "the message and its neighbour", func() bool { return len(sink.messages()) >= before+2 })
+		msgs := sink.messages()
+		what := fmt.Sprintf("%s %.60q", tc.topic, tc.payload)
+		if got := len(msgs[before]); got != tc.readings {
+			t.Errorf("%s: %d readings %v; want %d", what, got, msgs[before], tc.readings)
+		}
+		if n := msgs[before+1]; len(n) != 1 || n[0].Value != float64(before) {
+			t.Errorf("%s: the next message gave %v; want its reading %d", what, n, before)
+		}
+		for _, r := range reasons {
+			want := rejected[r]
+			if r == tc.rejected {
+				want++
+			}
+			if got := metric(t, reg, "edgegw_readings_rejected_total", "reason", r); got != want {
+				t.Errorf("%s: edgegw_readings_rejected_total{reason=%q} = %v; want %v", what, r, got, want)
+			}
+		}
+		if tc.skipped != "" {
+			if got := metric(t, reg, "edgegw_readings_skipped_total", "reason", tc.skipped); got <= skipped {
+				t.Errorf("%s: edgegw_readings_skipped_total{reason=%q} = %v; want more than %v", what, tc.skipped, got, skipped)
+			}
+		}
 	}
 }
