@@ -278,7 +278,7 @@ func (st *influxState) point(dec *lineprotocol.Decoder, dst []edgegw.Reading) ([
 		}
 		if p := nameProblem(k); p != "" {
 			if st.tl.add(tallyBadName) {
-				st.tl.what[tallyBadName] = fmt.Sprintf("measurement %q: field key %q is %s; a field key is non-empty UTF-8 text without control characters", measurement, k, p)
+				st.tl.what[tallyBadName] = fmt.Sprintf("measurement %q: field key %q: %s; a field key is non-empty UTF-8 text without control characters", measurement, k, p)
 			}
 			continue
 		}
@@ -350,7 +350,7 @@ func (st *influxState) seriesKey(measurement []byte) (string, error) {
 		return s, nil
 	}
 	if p := nameProblem(measurement); p != "" {
-		return "", &pointSkip{tallyBadName, fmt.Sprintf("measurement %q is %s; a measurement is non-empty UTF-8 text without control characters", measurement, p)}
+		return "", &pointSkip{tallyBadName, fmt.Sprintf("measurement %q: %s; a measurement is non-empty UTF-8 text without control characters", measurement, p)}
 	}
 	d.tags = append(d.tags[:0], t.tags...)
 	nTopic := len(d.tags)
@@ -358,7 +358,7 @@ func (st *influxState) seriesKey(measurement []byte) (string, error) {
 		k, v := d.key[d.tagAt[i]:d.tagAt[i+1]], d.key[d.tagAt[i+2]:d.tagAt[i+3]]
 		for _, b := range [][]byte{k, v} {
 			if p := nameProblem(b); p != "" {
-				return "", &pointSkip{tallyBadName, fmt.Sprintf("measurement %q: tag %q=%q: %q is %s; the line is skipped, as its series would be wrong without the tag", measurement, k, v, b, p)}
+				return "", &pointSkip{tallyBadName, fmt.Sprintf("measurement %q: tag %q=%q: %q: %s; the line is skipped, as its series would be wrong without the tag", measurement, k, v, b, p)}
 			}
 		}
 		for j := 0; j < i; j += 4 {

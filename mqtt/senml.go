@@ -117,7 +117,7 @@ func newSenMLDecoder(sub Subscription, arrivalTime bool) (decoder, error) {
 	}
 	if sep := sub.SenML.DeviceSeparator; sep != "" {
 		if p := nameProblem([]byte(sep)); p != "" {
-			return nil, fmt.Errorf("senml.device_separator %q is %s; use text like \":\"", sep, p)
+			return nil, fmt.Errorf("senml.device_separator %q: %s; use text like \":\"", sep, p)
 		}
 		d.sep = []byte(sep)
 	}
@@ -457,14 +457,14 @@ func (st *senmlState) resolve(dst []edgegw.Reading, index int) ([]edgegw.Reading
 	}
 	if len(unit) > 0 {
 		if p := nameProblem(unit); p != "" {
-			st.skipRecord(tallyBadName, index, "name %q: unit %q is %s; tag unit takes non-empty UTF-8 text without control characters", name, unit, p)
+			st.skipRecord(tallyBadName, index, "name %q: unit %q: %s; tag unit takes non-empty UTF-8 text without control characters", name, unit, p)
 			return dst, nil
 		}
 	}
 
 	// Field and device.
 	if p := nameProblem(name); p != "" {
-		st.skipRecord(tallyBadName, index, "name %q is %s; a field name is non-empty UTF-8 text without control characters", name, p)
+		st.skipRecord(tallyBadName, index, "name %q: %s; a field name is non-empty UTF-8 text without control characters", name, p)
 		return dst, nil
 	}
 	field, device := name, []byte(nil)
