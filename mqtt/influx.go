@@ -293,7 +293,7 @@ func (st *influxState) point(dec *lineprotocol.Decoder, dst []edgegw.Reading) ([
 		case lineprotocol.Bool:
 			if !d.booleans {
 				if st.tl.add(tallyBooleanField) {
-					st.tl.what[tallyBooleanField] = fmt.Sprintf("measurement %q: field %q is a boolean; set booleans: true to read true and false as 1 and 0", measurement, k)
+					st.tl.what[tallyBooleanField] = fmt.Sprintf("measurement %q: field %q is a boolean; format influx reads float, integer and unsigned fields, and boolean ones as 1 and 0 with booleans: true", measurement, k)
 				}
 				continue
 			}

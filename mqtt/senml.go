@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -432,10 +433,7 @@ func (st *senmlState) resolve(dst []edgegw.Reading, index int) ([]edgegw.Reading
 				return dst, nil
 			}
 		}
-		resolved, ok := addInt64(b.bt, t)
-		if ok && resolved < senmlRelative {
-			resolved, ok = addInt64(st.arrival, resolved)
-		}
+		resolved, ok := senmlTime(b.bt, t, st.arrival)
 		if !ok {
 			st.skipRecord(tallyBadRecord, index, "name %q: time bt + t is out of range: times must fit in 64-bit nanoseconds (years 1678-2262)", name)
 			return dst, nil
@@ -511,7 +509,7 @@ func (st *senmlState) resolve(dst []edgegw.Reading, index int) ([]edgegw.Reading
 		dst = append(dst, edgegw.Reading{Series: series, Field: d.names.get(field), Value: v, Time: when})
 	case st.has(lblVB):
 		if !d.booleans {
-			st.skipRecord(tallyBooleanField, index, "name %q: vb is a boolean; set booleans: true to read true and false as 1 and 0", name)
+			st.skipRecord(tallyBooleanField, index, "name %q: vb is a boolean value; format senml reads v (numbers), s (sums) and, with booleans: true, vb as 1 and 0", name)
 			break
 		}
 		v := 0.0
@@ -574,6 +572,24 @@ func (st *senmlState) seriesKey(unit, device []byte) string {
 func parseJSONFloat(num []byte) float64 {
 	v, _ := strconv.ParseFloat(string(num), 64)
 	return v
+}
+
+// senmlTime resolves a time of bt + t ns: relative to arrival below 2^28 s.
+// It reports false when the time does not fit in int64.
+func senmlTime(bt, t, arrival int64) (int64, bool) {
+	if sum, ok := addInt64(bt, t); ok {
+		if sum >= senmlRelative {
+			return sum, true
+		}
+		return addInt64(arrival, sum)
+	}
+	if bt > 0 {
+		return 0, false // beyond int64, and absolute
+	}
+	// Below the int64 range, so relative: arrival + bt + t may fit.
+	sum := new(big.Int).Add(big.NewInt(bt), big.NewInt(t))
+	sum.Add(sum, big.NewInt(arrival))
+	return sum.Int64(), sum.IsInt64()
 }
 
 func addInt64(a, b int64) (int64, bool) {
