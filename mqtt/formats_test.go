@@ -242,6 +242,7 @@ func TestFormatsAllocs(t *testing.T) {
 		{influxSub, "lp/s1", "home,room=kitchen temp=21.5,hum=40,co=3i 1700000000000000000\nhome,room=living temp=20.5,hum=41,co=2i 1700000000000000000\n", 1},
 		{influxSub, "lp/s1", "home,room=kitchen temp=21.5,hum=40 1700000000000000000\n# \"quoted\"\nhome,room=living temp=20.5 1700000000000000000\n", 1},
 		{senmlSub, "senml/d1", `[{"bn":"dev1:","bt":1.7e9,"bu":"Cel","n":"t","v":21.5},{"n":"h","u":"%RH","v":40,"t":-1.5},{"n":"e","u":"kWh","s":123.5}]`, 0},
+		{senmlSub, "senml/d1", `[{"bn":"dev1:","n":"t","v":21.5,"l":"x","ut":60,"x":{"y":[1]}},{"\u006e":"h\u00e9","v":4}]`, 0},
 	} {
 		r := mustRouter(t, false, tc.sub)
 		payload := []byte(tc.payload)

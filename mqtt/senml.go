@@ -269,15 +269,17 @@ func (st *senmlState) record() error {
 		s.i++
 		s.ws()
 		if label < 0 {
-			mustUnderstand := len(name) > 0 && name[len(name)-1] == '_'
-			what := fmt.Sprintf("%q", name) // before the value may reuse d.str
+			if len(name) > 0 && name[len(name)-1] == '_' {
+				label := string(name)
+				if !s.skipValue(2) {
+					return st.bad("malformed or too deeply nested value")
+				}
+				return rejectPayload(reasonBadPayload, st.t.name, st.payload, "label %q ends with '_', which RFC 8428 makes mandatory to understand, and this gateway does not know it; it reads bn, bt, bu, bv, bs, bver, n, u, v, vs, vb, vd, s, t and ut", label)
+			}
+			// RFC 8428: other labels not understood are ignored.
 			if !s.skipValue(2) {
 				return st.bad("malformed or too deeply nested value")
 			}
-			if mustUnderstand {
-				return rejectPayload(reasonBadPayload, st.t.name, st.payload, "label %s ends with '_', which RFC 8428 makes mandatory to understand, and this gateway does not know it; it reads bn, bt, bu, bv, bs, bver, n, u, v, vs, vb, vd, s, t and ut", what)
-			}
-			// RFC 8428: other labels not understood are ignored.
 		} else {
 			if st.seen&(1<<label) != 0 {
 				return rejectPayload(reasonDuplicateKey, st.t.name, st.payload, "a record repeats label %q; each label may appear once in a record", senmlLabels[label])
