@@ -28,7 +28,7 @@
 //   - influx: InfluxDB line protocol, any number of lines; comments and
 //     blank lines are ignored. Each line's measurement and tags name its
 //     series, with the topic's tags added (a line's tag replaces a topic
-//     tag of the same name); the {measurement} level and
+//     tag of the same name); the {measurement} and {field} levels and
 //     Subscription.Measurement are not used. Each float, integer and
 //     unsigned field is a reading (integers beyond 2^53 lose precision as
 //     float64); boolean fields are read as 1 and 0 with

@@ -23,9 +23,9 @@ var influxPrecisions = map[string]int64{"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 // influxDecoder decodes format influx: InfluxDB line protocol, read with
 // lineprotocol.Decoder. Each float, integer or unsigned field of a line is a
-// reading; the series is the line's measurement with the topic's tags and the
-// line's (the line's win). The {measurement} level of the topic and
-// Subscription.Measurement are not used.
+// reading; the series is the line's measurement with the topic's tags and
+// the line's (the line's win). The {measurement} and {field} levels of the
+// topic and Subscription.Measurement are not used.
 type influxDecoder struct {
 	unitNs      int64
 	booleans    bool
