@@ -264,7 +264,8 @@ func newRoute(sub Subscription, arrivalTime bool) (route, error) {
 	if err != nil {
 		return route{}, err
 	}
-	if !tmpl.hasMeasurement && sub.Measurement == "" {
+	// Format influx takes the measurement from each line.
+	if !tmpl.hasMeasurement && sub.Measurement == "" && sub.Format != "influx" {
 		return route{}, errors.New("measurement is empty and the topic has no {measurement} level; set measurement")
 	}
 	dec, err := newDecoder(sub, tmpl, arrivalTime)

@@ -2,7 +2,10 @@ package mqtt
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +46,66 @@ func BenchmarkDecode(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+	benchFormats(b)
+}
+
+// benchFormats measures formats influx and senml on messages of several
+// sizes, per message and per reading.
+func benchFormats(b *testing.B) {
+	influx := Subscription{Topic: "lp/{site}", Format: "influx", Influx: InfluxOptions{Precision: "ms"}}
+	senml := Subscription{Topic: "senml/{device}", Format: "senml", Measurement: "senml"}
+	type benchCase struct {
+		name    string
+		sub     Subscription
+		topic   string
+		payload string
+	}
+	var cases []benchCase
+	for _, n := range []int{1, 10, 100} {
+		var lp, sm strings.Builder
+		for i := range n {
+			// Three readings a line.
+			fmt.Fprintf(&lp, "home,room=r%d temp=%d.5,hum=40.2,co=%di %d\n", i%4, 20+i%5, i%9, 1700000000000+i*1000)
+		}
+		sm.WriteString(`[{"bn":"urn:dev:ow:10e2073a01080063:","bt":1.7e9,"bu":"Cel","n":"temp","v":23.1}`)
+		for i := 1; i < n; i++ {
+			switch i % 3 {
+			case 0:
+				fmt.Fprintf(&sm, `,{"n":"temp","t":%d,"v":23.%d}`, i, i%10)
+			case 1:
+				fmt.Fprintf(&sm, `,{"n":"hum","u":"%%RH","t":%d,"v":4%d.5}`, i, i%10)
+			default:
+				fmt.Fprintf(&sm, `,{"n":"energy","u":"kWh","t":%d.25,"s":%d}`, i, 1000+i)
+			}
+		}
+		sm.WriteString("]")
+		cases = append(cases,
+			benchCase{"format=influx/lines=" + strconv.Itoa(n), influx, "lp/site1", lp.String()},
+			benchCase{"format=senml/records=" + strconv.Itoa(n), senml, "senml/dev42", sm.String()})
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			r := mustRouter(b, false, bc.sub)
+			payload := []byte(bc.payload)
+			rs, err := r.decode(nil, bc.topic, payload, arrival)
+			if err != nil || len(r.sk.list) != 0 {
+				b.Fatalf("decode: %v, skipped %+v", err, r.sk.list)
+			}
+			readings := len(rs)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			n := 0
+			for b.Loop() {
+				rs, _ = r.decode(rs[:0], bc.topic, payload, arrival)
+				n++
+			}
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*readings), "ns/reading")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(n*readings), "allocs/reading")
 		})
 	}
 }

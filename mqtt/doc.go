@@ -25,6 +25,31 @@
 //     JSONOptions.TagKeys (strings, numbers or booleans) become tags,
 //     replacing a topic tag of the same name. Every other member (strings, booleans, null, nested objects and
 //     arrays) is ignored.
+//   - influx: InfluxDB line protocol, any number of lines; comments and
+//     blank lines are ignored. Each line's measurement and tags name its
+//     series, with the topic's tags added (a line's tag replaces a topic
+//     tag of the same name); the {measurement} and {field} levels and
+//     Subscription.Measurement are not used. Each float, integer and
+//     unsigned field is a reading (integers beyond 2^53 lose precision as
+//     float64); boolean fields are read as 1 and 0 with
+//     Subscription.Booleans, otherwise skipped, and string fields are
+//     skipped. The timestamp is in InfluxOptions.Precision (ns, us, ms,
+//     s); without one, the arrival time. A line that does not parse
+//     (InfluxDB does not take a newline inside a string either), repeats a
+//     tag key or has a timestamp beyond int64 nanoseconds is skipped; the
+//     other lines are read.
+//   - senml: SenML JSON (RFC 8428), an array of records resolved as its
+//     section 4.6 says: the name is bn + n, the time bt + t in seconds
+//     (exactly, to the nanosecond), relative to the arrival time below
+//     2^28 s, the unit u or else bu, the value bv + v, the sum bs + s. A
+//     record's value is a reading named by its name, its sum one named
+//     <name>_sum; its unit is the tag unit. vs and vd are skipped, vb read
+//     as 1 and 0 with Subscription.Booleans (otherwise skipped). With
+//     SenMLOptions.DeviceSeparator the name is split at its last separator
+//     into the tag device and the field. A record that does not resolve
+//     (no name, no value, a time beyond int64 nanoseconds, a label of the
+//     wrong type) is skipped. A single record object, a label ending in
+//     '_' and a bver above 10 are rejected, as RFC 8428 asks.
 //
 // # Usage
 //
