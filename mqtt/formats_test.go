@@ -199,11 +199,11 @@ func TestFormatsRejections(t *testing.T) {
 		reason  string
 	}{
 		{influxSub, "lp/s1", "", reasonNoValue},
-		{influxSub, "lp/s1", "m s=\"x\"\nm b=true\n", skipStringField},
-		{influxSub, "lp/s1", "bad\nm b=true\n", skipBadLine},
-		{influxSub, "lp/s1", "m b=true\nbad\n", skipBooleanField},
-		{senmlSub, "senml/d1", `[{"n":"x"},{"n":"y","vs":"a"}]`, skipBadRecord},
-		{senmlSub, "senml/d1", `[{"n":"y","vs":"a"},{"n":"x"}]`, skipStringField},
+		{influxSub, "lp/s1", "m s=\"x\"\nm b=true\n", reasonNoValue},
+		{influxSub, "lp/s1", "bad\nm b=true\n", reasonNoValue},
+		{influxSub, "lp/s1", "m b=true\nbad\n", reasonNoValue},
+		{senmlSub, "senml/d1", `[{"n":"x"},{"n":"y","vs":"a"}]`, reasonNoValue},
+		{senmlSub, "senml/d1", `[{"n":"y","vs":"a"},{"n":"x"}]`, reasonNoValue},
 		{senmlSub, "senml/d1", `[{"n":"a","v":1},{"n":"b","v":2}`, reasonBadPayload},
 		{senmlSub, "senml/d1", `[{"n":"a","v":1}] x`, reasonBadPayload},
 		{senmlSub, "senml/d1", `[{"n":"a","v":1},{"n":"b","v":2,"n":"c"}]`, reasonDuplicateKey},

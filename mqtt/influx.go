@@ -81,7 +81,7 @@ func (d *influxDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byt
 			return dst, rejectPayload(reasonNoValue, t.name, payload, "no point: the payload is empty or holds only comments; %s", influxAccepted)
 		}
 		c := st.tl.order[0]
-		return dst, rejectPayload(skipNames[c], t.name, payload, "no readings: %s", st.tl.what[c])
+		return dst, rejectPayload(reasonNoValue, t.name, payload, "no readings: %s", st.tl.what[c])
 	}
 	st.tl.flush(sk, t.name, payload)
 	return dst, nil

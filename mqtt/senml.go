@@ -173,7 +173,7 @@ func (d *senmlDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte
 			return out, rejectPayload(reasonNoValue, t.name, payload, "no records; %s", senmlAccepted)
 		}
 		c := st.tl.order[0]
-		return out, rejectPayload(skipNames[c], t.name, payload, "no readings: %s", st.tl.what[c])
+		return out, rejectPayload(reasonNoValue, t.name, payload, "no readings: %s", st.tl.what[c])
 	}
 	st.tl.flush(sk, t.name, payload)
 	return out, nil
