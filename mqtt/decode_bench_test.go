@@ -11,10 +11,16 @@ import (
 	"github.com/edgegw/edgegw"
 )
 
-// BenchmarkDecode measures the decoding of one message on a known topic:
-// the per-message cost of the client besides paho's. ns/reading and
-// allocs/reading divide by the readings of a message.
-func BenchmarkDecode(b *testing.B) {
+// decodeCase is a message BenchmarkDecode and TestJSONNoAllocs decode.
+type decodeCase struct {
+	name    string
+	sub     Subscription
+	topic   string
+	payload string
+}
+
+// decodeCases returns the messages of BenchmarkDecode.
+func decodeCases() []decodeCase {
 	jsonFields := Subscription{Topic: "sensors/{site}/{device}", Format: "json", Measurement: "sensors",
 		JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms"}}
 	jsonTagged := jsonFields
@@ -29,12 +35,7 @@ func BenchmarkDecode(b *testing.B) {
 			Exclude: []string{"uplink_message.decoded_payload.raw*"}, NumericStrings: []string{"uplink_message.decoded_payload.battery"}}}
 	batch := Subscription{Topic: "sensors/{site}/{device}", Format: "json", Measurement: "sensors",
 		JSON: JSONOptions{TimeKey: "t", TimeUnit: "auto", TagKeys: []string{"probe"}}}
-	for _, bc := range []struct {
-		name    string
-		sub     Subscription
-		topic   string
-		payload string
-	}{
+	return []decodeCase{
 		{"format=value", valueSub, "sensors/site1/dev42/temperature", "23.45"},
 		{"format=json/readings=4", jsonFields, "sensors/site1/dev42",
 			`{"temperature": 23.45, "humidity": 41.2, "pressure": 1013.25, "co2": 612, "ts": 1700000000123}`},
@@ -55,7 +56,14 @@ func BenchmarkDecode(b *testing.B) {
 				`"settings":{"data_rate":{"lora":{"bandwidth":125000,"spreading_factor":7}},"frequency":"868100000"}}}`},
 		{"format=json/array/readings=6", batch, "sensors/site1/dev42",
 			`[{"t":1700000000,"probe":"a","temp":21.5,"rh":40},{"t":1700000060,"probe":"a","temp":21.6,"rh":41},{"t":1700000120,"probe":"b","temp":21.7,"rh":42}]`},
-	} {
+	}
+}
+
+// BenchmarkDecode measures the decoding of one message on a known topic:
+// the per-message cost of the client besides paho's. ns/reading and
+// allocs/reading divide by the readings of a message.
+func BenchmarkDecode(b *testing.B) {
+	for _, bc := range decodeCases() {
 		b.Run(bc.name, func(b *testing.B) {
 			r := mustRouter(b, false, bc.sub)
 			payload := []byte(bc.payload)

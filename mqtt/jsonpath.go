@@ -359,7 +359,7 @@ func (d *jsonDecoder) compilePaths(o JSONOptions, valueMode bool) error {
 			}
 		}
 		if p := nameProblem([]byte(key)); p != "" {
-			return fmt.Errorf("json tag_keys %q names tag %q, which is %s; a tag key is non-empty UTF-8 text without control characters", k.text, key, p)
+			return fmt.Errorf("json tag_keys %q gives tag key %q, which InfluxDB cannot take (%s); a tag key is non-empty UTF-8 text without control characters", k.text, key, p)
 		}
 		if other, ok := tagKeys[ctx][key]; ok {
 			return fmt.Errorf("json tag_keys %q and %q both name tag %q; rename one by its path", other, k.text, key)
