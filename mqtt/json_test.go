@@ -151,7 +151,7 @@ m,device=d1,site=s1 temperature=22 arrival`,
 			skips: "bad_number x1"},
 		{name: "value_key overflow skipped", sub: jsonFieldBase,
 			topic: "sensors/s1/d1/temperature", payload: `[{"value":1e999},{"value":2}]`,
-			want:  `m,device=d1,site=s1 temperature=2 arrival`, skips: "non_finite x1"},
+			want: `m,device=d1,site=s1 temperature=2 arrival`, skips: "non_finite x1"},
 		{name: "tag_keys paths", sub: with(jsonBase, func(s *Subscription) { s.JSON.TagKeys = []string{"device.name", "device.rev", "device.ok", "site"} }),
 			payload: `{"device":{"name":"kitchen","rev":3,"ok":true,"rssi":-70},"site":"s9","v":1}`,
 			want: `m,device=d1,name=kitchen,ok=true,rev=3,site=s9 device_rssi=-70 arrival
@@ -318,7 +318,7 @@ func TestJSONRejects(t *testing.T) {
 		{jsonBase, `{"a":{"b":1]}`, reasonBadPayload, "not valid JSON"},
 		{jsonBase, "{\"a\":\"x\ny\",\"b\":1}", reasonBadPayload, "malformed string"},
 		{jsonBase, `{"a":"\x"}`, reasonBadPayload, "malformed string"},
-		{jsonBase, `{"ts":"yesterday","a":`, reasonBadPayload, "not valid JSON"},  // bad JSON wins over a bad time
+		{jsonBase, `{"ts":"yesterday","a":`, reasonBadPayload, "not valid JSON"}, // bad JSON wins over a bad time
 		{jsonBase, `{"a":1,"a":2,"b":`, reasonBadPayload, "not valid JSON"},      // and over a duplicate
 		{jsonBase, `{"a":1,"a":2}`, reasonDuplicateKey, `member "a" appears twice in the object at the top`},
 		{jsonBase, `{"o":{"x":1,"y":2,"x":3}}`, reasonDuplicateKey, `member "x" appears twice in the object at o`},
