@@ -464,7 +464,10 @@ func FuzzJSON(f *testing.F) {
 		if werr == nil && !valid {
 			t.Fatalf("decode(%q) with every option accepted invalid JSON: %v", payload, warm)
 		}
-		fresh.routes[0].dec.(*jsonDecoder).resetTrie()
+		dec := fresh.routes[0].dec.(*jsonDecoder)
+		dec.resetTrie()
+		clear(dec.series)
+		clear(dec.names.m)
 		cold, cerr := fresh.decode(nil, "sensors/s1", payload, arrival)
 		if fmt.Sprint(werr) != fmt.Sprint(cerr) || lineProtocol(warm)+skipLines(&records.sk) != lineProtocol(cold)+skipLines(&fresh.sk) {
 			t.Fatalf("decode(%q) with every option by a decoder that has seen other payloads = %v\n%s%s\nby a new one = %v\n%s%s",

@@ -27,7 +27,6 @@ const maxInterned = 100_000
 // make of each member path in a trie (node), so that decoding a known shape
 // allocates nothing.
 type jsonDecoder struct {
-	timeKey     string // as configured, for messages
 	timeUnit    string
 	unitNs      int64 // 0: auto
 	timeFormat  string
@@ -54,7 +53,7 @@ type jsonDecoder struct {
 	serial  uint64 // the last object serial given
 
 	names  interner          // tag values
-	series map[string]string // series keys with payload tags
+	series map[string]string // series keys by topic series and payload tags
 
 	// Scratch, reused by every message.
 	stack    [maxJSONDepth]frame
@@ -62,7 +61,7 @@ type jsonDecoder struct {
 	rootTags []edgegw.Tag // of the root being read
 	recTags  []edgegw.Tag // of its records, each a range of it
 	tags     []edgegw.Tag // a series' tags, sorted
-	key      []byte       // a series key
+	key      []byte       // a key of series
 	str      []byte       // an unescaped member name
 	val      []byte       // an unescaped string value
 	noZone   []byte       // the first zone-less time of the message
@@ -73,7 +72,6 @@ var timeUnits = map[string]int64{"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1}
 func newJSONDecoder(sub Subscription, arrivalTime bool) (*jsonDecoder, error) {
 	o := sub.JSON
 	d := &jsonDecoder{
-		timeKey:     o.TimeKey,
 		timeUnit:    o.TimeUnit,
 		timeFormat:  o.TimeFormat,
 		valueKey:    o.ValueKey,
@@ -330,7 +328,7 @@ func (st *jsonState) run(dst []edgegw.Reading) ([]edgegw.Reading, error) {
 			if !ok {
 				return dst, st.bad("malformed string")
 			}
-			dst = st.string(dst, f, n, raw, esc)
+			dst = st.text(dst, f, n, raw, esc)
 		case c == '{' || c == '[':
 			if depth == maxJSONDepth {
 				return dst, rejectPayload(reasonBadPayload, st.t.name, st.payload, "nested deeper than %d objects and arrays at byte %d; %s, nested at most %d deep",
@@ -454,8 +452,8 @@ func (st *jsonState) read(dst []edgegw.Reading, f *frame, n *node, v float64) []
 	return append(dst, edgegw.Reading{Field: field, Value: v, Time: int64(f.set)})
 }
 
-// string reads a string member.
-func (st *jsonState) string(dst []edgegw.Reading, f *frame, n *node, raw []byte, esc bool) []edgegw.Reading {
+// text reads a string member.
+func (st *jsonState) text(dst []edgegw.Reading, f *frame, n *node, raw []byte, esc bool) []edgegw.Reading {
 	d := st.d
 	if n.bad != "" || n.flags&(nTime|nValue|nTag|nNumStr) == 0 {
 		return dst
@@ -775,11 +773,7 @@ func (st *jsonState) endRoot(dst []edgegw.Reading) []edgegw.Reading {
 	}
 	root.series = t.series
 	if len(d.rootTags) > 0 {
-		d.tags = append(d.tags[:0], t.tags...)
-		for _, tg := range d.rootTags {
-			d.tags = putTag(d.tags, tg)
-		}
-		root.series = d.seriesKey(t.measurement)
+		root.series = st.seriesOf(nil)
 	}
 	if !root.hasTime {
 		root.time = st.arrival
@@ -797,14 +791,7 @@ func (st *jsonState) endRoot(dst []edgegw.Reading) []edgegw.Reading {
 			r := &d.sets[i]
 			r.series = root.series
 			if r.tagEnd > r.tagStart {
-				d.tags = append(d.tags[:0], t.tags...)
-				for _, tg := range d.rootTags {
-					d.tags = putTag(d.tags, tg)
-				}
-				for _, tg := range d.recTags[r.tagStart:r.tagEnd] {
-					d.tags = putTag(d.tags, tg)
-				}
-				r.series = d.seriesKey(t.measurement)
+				r.series = st.seriesOf(d.recTags[r.tagStart:r.tagEnd])
 			}
 			if !r.hasTime {
 				r.time, r.assumed = root.time, root.assumed
@@ -848,17 +835,37 @@ func putTag(tags []edgegw.Tag, t edgegw.Tag) []edgegw.Tag {
 	return slices.Insert(tags, i, t)
 }
 
-// seriesKey returns the series key of measurement and d.tags.
-func (d *jsonDecoder) seriesKey(measurement string) string {
-	d.key = edgegw.AppendSeriesKey(d.key[:0], measurement, d.tags)
-	if s, ok := d.series[string(d.key)]; ok {
+// seriesOf returns the series key of the topic's tags, replaced by the
+// root's tags, replaced by rec. A known combination costs one lookup by the
+// tags as given; only a new one is sorted, merged and escaped.
+func (st *jsonState) seriesOf(rec []edgegw.Tag) string {
+	d, t := st.d, st.t
+	// Names and tag values hold no control character, so that these
+	// separators keep the key unambiguous.
+	k := append(d.key[:0], t.series...)
+	for _, tg := range d.rootTags {
+		k = append(append(append(append(k, 0), tg.Key...), 1), tg.Value...)
+	}
+	k = append(k, 2)
+	for _, tg := range rec {
+		k = append(append(append(append(k, 0), tg.Key...), 1), tg.Value...)
+	}
+	d.key = k
+	if s, ok := d.series[string(k)]; ok {
 		return s
+	}
+	d.tags = append(d.tags[:0], t.tags...)
+	for _, tg := range d.rootTags {
+		d.tags = putTag(d.tags, tg)
+	}
+	for _, tg := range rec {
+		d.tags = putTag(d.tags, tg)
 	}
 	if len(d.series) >= maxInterned {
 		clear(d.series)
 	}
-	s := string(d.key)
-	d.series[s] = s
+	s := string(edgegw.AppendSeriesKey(nil, t.measurement, d.tags))
+	d.series[string(k)] = s
 	return s
 }
 

@@ -262,9 +262,8 @@ func (d *jsonDecoder) newNode(p *node, name string, member bool) *node {
 
 // tagPath is a tag_keys path within its context.
 type tagPath struct {
-	path   []string
-	key    string
-	option string // as configured
+	path []string
+	key  string
 }
 
 // compilePaths parses the path options of o into d. valueMode says the
@@ -369,7 +368,7 @@ func (d *jsonDecoder) compilePaths(o JSONOptions, valueMode bool) error {
 			d.nameTag = key
 			continue
 		}
-		d.tagPaths[ctx] = append(d.tagPaths[ctx], tagPath{path: segs, key: key, option: k.text})
+		d.tagPaths[ctx] = append(d.tagPaths[ctx], tagPath{path: segs, key: key})
 	}
 	for _, o := range []struct {
 		opt  string
