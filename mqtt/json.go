@@ -22,6 +22,16 @@ const maxJSONDepth = 64
 // decoder remembers.
 const maxInterned = 100_000
 
+// maxJSONMemory bounds the bytes of paths, names, tag values and series
+// keys a JSON decoder remembers: past it, it starts afresh at the next
+// message.
+const maxJSONMemory = 16 << 20
+
+// maxJSONName bounds the length of a field name (the levels of a path
+// joined) and of a tag value, so that a payload of long names nested deep
+// cannot make names of quadratic size.
+const maxJSONName = 1024
+
 // jsonDecoder decodes format json: one object or an array of objects. It
 // reads the payload in one pass without recursion, keeping what the options
 // make of each member path in a trie (node), so that decoding a known shape
@@ -47,9 +57,10 @@ type jsonDecoder struct {
 	// numStrings are the numeric_strings patterns.
 	numStrings []pattern
 
-	root    *node // paths from the root of the payload or of an element
-	recRoot *node // paths from the root of a record
-	nodes   int
+	root    *node  // paths from the root of the payload or of an element
+	recRoot *node  // paths from the root of a record
+	nodes   int    // in the trie
+	memory  int    // bytes held by the trie, names and series
 	serial  uint64 // the last object serial given
 
 	names  interner          // tag values
@@ -202,8 +213,8 @@ func (st *jsonState) fail(reason, format string, args ...any) {
 
 func (d *jsonDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte, arrival int64, sk *skips) ([]edgegw.Reading, error) {
 	start := len(dst)
-	if d.nodes > maxInterned {
-		d.resetTrie()
+	if d.nodes > maxInterned || d.memory > maxJSONMemory {
+		d.forget()
 	}
 	st := jsonState{d: d, t: t, payload: payload, s: scanner{b: payload}, arrival: arrival, sk: sk, valueMode: t.field != ""}
 	d.noZone = d.noZone[:0]
@@ -381,7 +392,7 @@ func (st *jsonState) member(f *frame, name []byte) *node {
 	}
 	f.prev = n
 	if n.seen == f.serial && st.err == nil {
-		st.fail(reasonDuplicateKey, "member %q appears twice in the object at %s; JSON object members must have distinct names", n.name, st.where(f.node))
+		st.fail(reasonDuplicateKey, "member %s appears twice in the object at %s; JSON object members must have distinct names", quoteName(n.name), st.where(f.node))
 	}
 	n.seen = f.serial
 	return n
@@ -410,7 +421,7 @@ func (st *jsonState) counted(reason string) bool {
 
 func (st *jsonState) badName(n *node) {
 	if !st.counted(skipBadName) {
-		st.sk.add(skipBadName, "member %q at %s is skipped: its name is %s; a field name is non-empty UTF-8 text without control characters", n.name, st.where(n.parent), n.bad)
+		st.sk.add(skipBadName, "member %s at %s is skipped: its name is %s; field names are non-empty UTF-8 text without control characters, at most %d bytes", quoteName(n.name), st.where(n.parent), n.bad, maxJSONName)
 	}
 }
 
@@ -556,13 +567,21 @@ func (st *jsonState) container(next *frame, n *node) {
 // tag sets the tag of member n to value.
 func (st *jsonState) tag(f *frame, n *node, value []byte) {
 	d := st.d
-	if p := nameProblem(value); p != "" {
+	p := nameProblem(value)
+	if p == "" && len(value) > maxJSONName {
+		p = fmt.Sprintf("longer than %d bytes", maxJSONName)
+	}
+	if p != "" {
 		if !st.counted(skipBadName) {
-			st.sk.add(skipBadName, "tag member %q is skipped: its value %q is %s; a tag value is non-empty UTF-8 text without control characters", d.path(n), value, p)
+			st.sk.add(skipBadName, "tag member %q is skipped: its value %s is %s; a tag value is non-empty UTF-8 text without control characters, at most %d bytes", d.path(n), quoteName(string(value)), p, maxJSONName)
 		}
 		return
 	}
+	known := len(d.names.m)
 	t := edgegw.Tag{Key: n.tag, Value: d.names.get(value)}
+	if len(d.names.m) > known {
+		d.memory += len(value)
+	}
 	if f.set == 0 {
 		d.rootTags = append(d.rootTags, t)
 	} else {
@@ -866,6 +885,7 @@ func (st *jsonState) seriesOf(rec []edgegw.Tag) string {
 	}
 	s := string(edgegw.AppendSeriesKey(nil, t.measurement, d.tags))
 	d.series[string(k)] = s
+	d.memory += len(k) + len(s)
 	return s
 }
 

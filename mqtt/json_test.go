@@ -3,6 +3,7 @@ package mqtt
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -508,6 +509,61 @@ func TestJSONOptionErrors(t *testing.T) {
 			t.Errorf("newRouter(%+v) = %v; want it accepted", tc.sub.JSON, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("newRouter(%+v) error = %v; want it to contain %q", tc.sub.JSON, err, tc.want)
+		}
+	}
+}
+
+// TestJSONLongNames checks that long names cannot make the decoder hold or
+// allocate memory out of proportion to the payload.
+func TestJSONLongNames(t *testing.T) {
+	r := mustRouter(t, false, with(jsonBase, func(s *Subscription) { s.JSON.TagKeys = []string{"unit"} }))
+	long := strings.Repeat("x", maxJSONName)
+	rs, err := r.decode(nil, "sensors/s1/d1", []byte(`{"`+long+`":1,"a":{"`+long[1:]+`":2,"`+long[2:]+`":3},"unit":"`+long+`x","v":4}`), arrival)
+	if err != nil || sortedLines(rs) != "m,device=d1,site=s1 a_"+long[2:]+"=3 arrival\nm,device=d1,site=s1 v=4 arrival\nm,device=d1,site=s1 "+long+"=1 arrival" ||
+		skipCounts(&r.sk) != "bad_name x2" {
+		t.Errorf("decode with names of %d bytes and more = %v, %v, skipped %s; want the names over %d bytes and the long tag value skipped", maxJSONName, len(rs), err, skipCounts(&r.sk), maxJSONName)
+	}
+
+	// 60 levels of 3000-byte names, then 8000 leaves: joined names would
+	// take gigabytes.
+	var b strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&b, `{"%d%s":`, i, strings.Repeat("n", 3000))
+	}
+	b.WriteString(`{"a":1`)
+	for i := range 8000 {
+		fmt.Fprintf(&b, `,"%d":1`, i)
+	}
+	b.WriteString("}" + strings.Repeat("}", 60))
+	payload := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = r.decode(nil, "sensors/s1/d1", payload, arrival)
+	runtime.ReadMemStats(&after)
+	var re *RejectError
+	if !errors.As(err, &re) || re.Reason != skipBadName {
+		t.Errorf("decode of long names nested deep = %v; want a bad_name rejection", err)
+	}
+	// The members below the skipped name are still read, to find
+	// repeated names: a node each, linear in the payload.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 16*uint64(len(payload)) {
+		t.Errorf("decode of %d bytes allocated %d bytes; want at most 16 times the payload", len(payload), n)
+	}
+}
+
+// TestJSONMemoryBounded checks that the decoder forgets what it saw once
+// it holds maxJSONMemory bytes.
+func TestJSONMemoryBounded(t *testing.T) {
+	r := mustRouter(t, false, with(jsonBase, func(s *Subscription) { s.JSON.TagKeys = []string{"unit"} }))
+	d := r.routes[0].dec.(*jsonDecoder)
+	value := strings.Repeat("v", maxJSONName-10)
+	for i := range 3 * maxJSONMemory / maxJSONName {
+		k := strconv.Itoa(i)
+		if _, err := r.decode(nil, "sensors/s1/d1", []byte(`{"`+value+k+`":1,"unit":"`+value+k+`"}`), arrival); err != nil {
+			t.Fatal(err)
+		}
+		if d.memory > maxJSONMemory+4*maxJSONName+1024 {
+			t.Fatalf("after %d messages the decoder holds %d bytes; want at most about %d", i+1, d.memory, maxJSONMemory)
 		}
 	}
 }

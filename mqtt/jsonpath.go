@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Paths in format json name a member by its levels from the root of its
@@ -157,16 +158,31 @@ func (n *node) segs() []string {
 }
 
 // path returns the dotted path of n for messages, records as their
-// pattern.
+// pattern, shortened when long.
 func (d *jsonDecoder) path(n *node) string {
 	p := strings.Join(n.segs(), ".")
 	if n.ctx == ctxRecord {
 		if p == "" {
-			return d.record.String()
+			p = d.record.String()
+		} else {
+			p = d.record.String() + "." + p
 		}
-		return d.record.String() + "." + p
+	}
+	if len(p) > maxQuotedName {
+		return p[:maxQuotedName] + "..."
 	}
 	return p
+}
+
+// maxQuotedName bounds the bytes of a name quoted in a message.
+const maxQuotedName = 64
+
+// quoteName quotes a name for a message, shortened when long.
+func quoteName(s string) string {
+	if len(s) > maxQuotedName {
+		return strconv.Quote(s[:maxQuotedName]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
 }
 
 // resetTrie forgets every path seen.
@@ -174,6 +190,14 @@ func (d *jsonDecoder) resetTrie() {
 	d.root = &node{ctx: ctxRoot}
 	d.recRoot = &node{ctx: ctxRecord}
 	d.nodes = 0
+}
+
+// forget forgets every path, tag value and series seen.
+func (d *jsonDecoder) forget() {
+	d.resetTrie()
+	clear(d.names.m)
+	clear(d.series)
+	d.memory = 0
 }
 
 // child returns the member name of p, adding it to the trie when new.
@@ -206,11 +230,16 @@ func (d *jsonDecoder) newNode(p *node, name string, member bool) *node {
 	if member {
 		n.bad = nameProblem([]byte(name))
 	}
-	if p.parent == nil {
+	switch {
+	case n.bad != "" || p.bad != "" || p.flags&nDead != 0:
+	case p.parent == nil && len(name) <= maxJSONName:
 		n.field = name
-	} else {
+	case p.parent != nil && len(p.field)+1+len(name) <= maxJSONName:
 		n.field = p.field + "_" + name
+	default:
+		n.bad = fmt.Sprintf("too long: the field name it gives is over %d bytes", maxJSONName)
 	}
+	d.memory += int(unsafe.Sizeof(*n)) + len(name) + len(n.field)
 	if p.flags&(nDead|nTime|nValue) != 0 || p.bad != "" {
 		n.flags = nDead
 		return n
