@@ -257,7 +257,10 @@ func (st *jsonState) run(dst []edgegw.Reading) ([]edgegw.Reading, error) {
 		s.i++
 		stack[0] = frame{kind: kTop, open: true}
 	case 0:
-		return dst, rejectPayload(reasonNoValue, st.t.name, st.payload, "empty; %s", jsonAccepted)
+		if s.i == len(s.b) {
+			return dst, rejectPayload(reasonNoValue, st.t.name, st.payload, "empty; %s", jsonAccepted)
+		}
+		return dst, st.bad("expected a value")
 	default:
 		if !s.scalar() {
 			return dst, st.bad("malformed value")

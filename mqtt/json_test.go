@@ -306,6 +306,8 @@ func TestJSONRejects(t *testing.T) {
 		{jsonBase, `{}`, reasonNoValue, "no numeric member"},
 		{jsonBase, `[]`, reasonNoValue, "no numeric member"},
 		{jsonBase, `{"a":"x","b":{"c":[null]}}`, reasonNoValue, "no numeric member"},
+		{jsonBase, "\x00", reasonBadPayload, "not valid JSON at byte 0"},
+		{jsonBase, ` {"a":1}` + "\x00", reasonBadPayload, "data after the JSON value"},
 		{jsonBase, `42`, reasonBadPayload, "not an object"},
 		{jsonBase, `"x"`, reasonBadPayload, "not an object"},
 		{jsonBase, `[1,2]`, reasonBadPayload, "an array element is not an object"},
