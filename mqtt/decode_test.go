@@ -401,7 +401,8 @@ var fuzzJSONRecordsSub = Subscription{Topic: "sensors/{site}", Format: "json", M
 // it accepts is valid JSON, and it yields exactly the numeric leaves
 // encoding/json sees, in order, named by their path joined with "_" (the
 // time member ts and the tag member unit of each root excepted, and those
-// below a member whose name InfluxDB cannot take, or beyond float64). A
+// below a member whose name InfluxDB cannot take, named over 1024 bytes, or
+// beyond float64). A
 // payload in which an object repeats a member name, which encoding/json
 // accepts, is rejected (duplicate_key); one nested deeper than 64 levels is
 // rejected (bad_payload). With every option set (records included) it
@@ -507,8 +508,9 @@ type reference struct {
 // of the roots in payload (the object, or each element of a top-level
 // array) as name=value in order, named by the levels of their path (member
 // names and array indices) joined with "_". It leaves out the members of a
-// root named in skip, the members below (or at) a name nameProblem refuses
-// and numbers beyond float64.
+// root named in skip, the members below (or at) a name nameProblem refuses,
+// those whose joined name is over maxJSONName bytes and numbers beyond
+// float64.
 func referenceFields(payload []byte, skip ...string) (reference, bool) {
 	type container struct {
 		obj     bool
@@ -580,7 +582,8 @@ func referenceFields(payload []byte, skip ...string) (reference, bool) {
 			continue
 		}
 		leaf := append(slices.Clip(path), name)
-		bad := false
+		field := strings.Join(leaf, "_")
+		bad := len(field) > maxJSONName
 		for _, l := range leaf {
 			bad = bad || nameProblem([]byte(l)) != ""
 		}
@@ -588,7 +591,7 @@ func referenceFields(payload []byte, skip ...string) (reference, bool) {
 		if bad || err != nil {
 			continue
 		}
-		ref.fields = append(ref.fields, strings.Join(leaf, "_")+"="+strconv.FormatFloat(v, 'g', -1, 64))
+		ref.fields = append(ref.fields, field+"="+strconv.FormatFloat(v, 'g', -1, 64))
 	}
 }
 func TestValueBooleansAndUnitSuffix(t *testing.T) {
