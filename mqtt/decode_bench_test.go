@@ -13,19 +13,31 @@ import (
 	"github.com/edgegw/edgegw"
 )
 
-// BenchmarkDecode measures the decoding of one message on a known topic:
-// the per-message cost of the client besides paho's.
-func BenchmarkDecode(b *testing.B) {
+// decodeCase is a message BenchmarkDecode and TestJSONNoAllocs decode.
+type decodeCase struct {
+	name    string
+	sub     Subscription
+	topic   string
+	payload string
+}
+
+// decodeCases returns the messages of BenchmarkDecode.
+func decodeCases() []decodeCase {
 	jsonFields := Subscription{Topic: "sensors/{site}/{device}", Format: "json", Measurement: "sensors",
 		JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms"}}
 	jsonTagged := jsonFields
 	jsonTagged.JSON.TagKeys = []string{"unit"}
-	for _, bc := range []struct {
-		name    string
-		sub     Subscription
-		topic   string
-		payload string
-	}{
+	tasmota := Subscription{Topic: "tele/{device}/SENSOR", Format: "json", Measurement: "tasmota",
+		JSON: JSONOptions{TimeKey: "Time", TimeUnit: "ms", TimeZone: "Europe/Berlin"}}
+	zigbee := Subscription{Topic: "tele/{device}/SENSOR", Format: "json", Measurement: "zigbee",
+		JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms", TagKeys: []string{"ZbReceived.*.Device", "ZbReceived.*.Name"}, Exclude: []string{"Endpoint", "LinkQuality"}}}
+	ttn := Subscription{Topic: "v3/{application}/devices/{device}/up", Format: "json", Measurement: "ttn",
+		JSON: JSONOptions{TimeKey: "received_at", TagKeys: []string{"end_device_ids.device_id"},
+			Fields:  []string{"uplink_message.decoded_payload", "uplink_message.rx_metadata.*.rssi", "uplink_message.f_cnt"},
+			Exclude: []string{"uplink_message.decoded_payload.raw*"}, NumericStrings: []string{"uplink_message.decoded_payload.battery"}}}
+	batch := Subscription{Topic: "sensors/{site}/{device}", Format: "json", Measurement: "sensors",
+		JSON: JSONOptions{TimeKey: "t", TimeUnit: "auto", TagKeys: []string{"probe"}}}
+	return []decodeCase{
 		{"format=value", valueSub, "sensors/site1/dev42/temperature", "23.45"},
 		{"format=json/readings=4", jsonFields, "sensors/site1/dev42",
 			`{"temperature": 23.45, "humidity": 41.2, "pressure": 1013.25, "co2": 612, "ts": 1700000000123}`},
@@ -33,19 +45,49 @@ func BenchmarkDecode(b *testing.B) {
 			`{"temperature": 23.45, "humidity": 41.2, "pressure": 1013.25, "co2": 612, "unit": "metric", "ts": 1700000000123}`},
 		{"format=json/readings=1/value_key", Subscription{Topic: "sensors/{site}/{device}/{field}", Format: "json", Measurement: "sensors",
 			JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms"}}, "sensors/site1/dev42/temperature", `{"value": 23.45, "ts": 1700000000123}`},
-	} {
+		{"format=json/nested=tasmota/readings=5", tasmota, "tele/plug1/SENSOR",
+			`{"Time":"2024-05-01T12:00:00","AM2301":{"Temperature":24.6,"Humidity":58.2},"ENERGY":{"Total":[2.813,0.254],"Power":120}}`},
+		{"format=json/records=zigbee/readings=4", zigbee, "tele/zbbridge/SENSOR",
+			`{"ZbReceived":{"0x6A8D":{"Device":"0x6A8D","Name":"Kitchen","Temperature":21.5,"Humidity":45.2,"Endpoint":1,"LinkQuality":120},` +
+				`"0x1F02":{"Device":"0x1F02","Name":"Hall","Temperature":19.25,"Humidity":51,"Endpoint":1,"LinkQuality":87}},"ts":1700000000123}`},
+		{"format=json/options=ttn/readings=5", ttn, "v3/app1/devices/eui-1/up",
+			`{"end_device_ids":{"device_id":"eui-1","application_ids":{"application_id":"app1"},"dev_eui":"0004A30B001C0530"},` +
+				`"received_at":"2024-05-01T12:00:00.123456789Z","uplink_message":{"f_port":2,"f_cnt":1234,"frm_payload":"AQID",` +
+				`"decoded_payload":{"temperature":21.5,"humidity":40,"battery":"3.61","raw_bytes":[1,2,3]},` +
+				`"rx_metadata":[{"gateway_ids":{"gateway_id":"gw1"},"rssi":-81,"snr":7.25,"channel_rssi":-81}],` +
+				`"settings":{"data_rate":{"lora":{"bandwidth":125000,"spreading_factor":7}},"frequency":"868100000"}}}`},
+		{"format=json/array/readings=6", batch, "sensors/site1/dev42",
+			`[{"t":1700000000,"probe":"a","temp":21.5,"rh":40},{"t":1700000060,"probe":"a","temp":21.6,"rh":41},{"t":1700000120,"probe":"b","temp":21.7,"rh":42}]`},
+	}
+}
+
+// BenchmarkDecode measures the decoding of one message on a known topic:
+// the per-message cost of the client besides paho's. ns/reading and
+// allocs/reading divide by the readings of a message.
+func BenchmarkDecode(b *testing.B) {
+	for _, bc := range decodeCases() {
 		b.Run(bc.name, func(b *testing.B) {
 			r := mustRouter(b, false, bc.sub)
 			payload := []byte(bc.payload)
-			var rs []edgegw.Reading
+			rs, err := r.decode(nil, bc.topic, payload, arrival)
+			if err != nil || len(rs) == 0 {
+				b.Fatalf("decode: %v, %d readings", err, len(rs))
+			}
+			readings := len(rs)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(payload)))
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			mallocs := ms.Mallocs
 			for b.Loop() {
-				var err error
 				if rs, err = r.decode(rs[:0], bc.topic, payload, arrival); err != nil {
 					b.Fatal(err)
 				}
 			}
+			runtime.ReadMemStats(&ms)
+			n := float64(b.N) * float64(readings)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/reading")
+			b.ReportMetric(float64(ms.Mallocs-mallocs)/n, "allocs/reading")
 		})
 	}
 	benchFormats(b)

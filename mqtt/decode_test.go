@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/edgegw/edgegw"
 )
@@ -301,7 +302,7 @@ func TestJSONTags(t *testing.T) {
 func TestJSONErrorKeepsDst(t *testing.T) {
 	r := mustRouter(t, false, jsonSub)
 	dst := []edgegw.Reading{{Field: "kept"}}
-	rs, err := r.decode(dst, "sensors/s1/d1", []byte(`[{"a": 1}, {"b": "x", "c": 1e999}]`), arrival)
+	rs, err := r.decode(dst, "sensors/s1/d1", []byte(`[{"a": 1}, {"b": "x", "ts": "yesterday"}]`), arrival)
 	if err == nil || len(rs) != 1 || rs[0].Field != "kept" {
 		t.Errorf("decode = %v, %v; want an error and dst as given", rs, err)
 	}
@@ -394,9 +395,28 @@ func FuzzValue(f *testing.F) {
 	})
 }
 
+// fuzzJSONSub is the subscription FuzzJSON compares with encoding/json.
+var fuzzJSONSub = Subscription{Topic: "sensors/{site}", Format: "json", Measurement: "m",
+	JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms", TagKeys: []string{"unit"}}}
+
+// fuzzJSONRecordsSub sets every option, with records; FuzzJSON checks its
+// invariants only.
+var fuzzJSONRecordsSub = Subscription{Topic: "sensors/{site}", Format: "json", Measurement: "m", Booleans: true,
+	JSON: JSONOptions{TimeKey: "r.*.t", TimeUnit: "auto", TimeFormat: "02.01.2006 15:04", TimeZone: "Europe/Berlin",
+		TagKeys: []string{"r.*", "r.*.id", "site"}, Fields: []string{"a*", "r*", "b.*.c", "x"},
+		Exclude: []string{"a?x", "*.skip"}, NumericStrings: []string{"*", "b.*"}}}
+
 // FuzzJSON checks the hand-written JSON decoder against encoding/json: what
-// it accepts is valid JSON, and it yields exactly the numeric members
-// encoding/json sees, in order.
+// it accepts is valid JSON, and it yields exactly the numeric leaves
+// encoding/json sees, in order, named by their path joined with "_" (the
+// time member ts and the tag member unit of each root excepted, and those
+// below a member whose name InfluxDB cannot take, named over 1024 bytes, or
+// beyond float64). A
+// payload in which an object repeats a member name, which encoding/json
+// accepts, is rejected (duplicate_key); one nested deeper than 64 levels is
+// rejected (bad_payload). With every option set (records included) it
+// checks that a decoder that has seen other payloads decodes as a new one
+// does.
 func FuzzJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"temperature": 21.5, "humidity": 40, "ts": 1700000000123}`,
@@ -407,9 +427,9 @@ func FuzzJSON(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	sub := Subscription{Topic: "sensors/{site}", Format: "json", Measurement: "m",
-		JSON: JSONOptions{TimeKey: "ts", TimeUnit: "ms", TagKeys: []string{"unit"}}}
-	r := mustRouter(f, false, sub)
+	r := mustRouter(f, false, fuzzJSONSub)
+	records := mustRouter(f, false, fuzzJSONRecordsSub)
+	fresh := mustRouter(f, false, fuzzJSONRecordsSub) // forgets what it saw before each payload
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		rs, err := r.decode(nil, "sensors/s1", payload, arrival)
 		var re *RejectError
@@ -421,22 +441,47 @@ func FuzzJSON(f *testing.F) {
 		if err == nil && !valid {
 			t.Fatalf("decode(%q) accepted invalid JSON: %v", payload, rs)
 		}
-		if valid && err != nil && re.Reason == "bad_payload" && isObjects(payload) {
+		ref, refOK := referenceFields(payload, "ts", "unit")
+		switch {
+		case !refOK:
+		case ref.depth > maxJSONDepth:
+			if err == nil || re.Reason != reasonBadPayload {
+				t.Fatalf("decode(%q) of JSON nested %d deep = %v; want a bad_payload rejection", payload, ref.depth, err)
+			}
+		case valid && err != nil && re.Reason == reasonBadPayload && isObjects(payload):
 			t.Fatalf("decode(%q) rejected valid JSON objects: %v", payload, err)
+		case ref.dup && err == nil:
+			t.Fatalf("decode(%q) accepted an object that repeats a member name: %v", payload, rs)
+		case !ref.dup && err != nil && re.Reason == reasonDuplicateKey && utf8.Valid(payload):
+			t.Fatalf("decode(%q) = %v; encoding/json sees no repeated member name", payload, err)
+		case err != nil && len(ref.fields) > 0 && !ref.dup && utf8.Valid(payload) &&
+			(re.Reason == reasonNoValue || re.Reason == skipBadName || re.Reason == reasonNonFinite):
+			t.Fatalf("decode(%q) = %v; encoding/json sees the numbers %v", payload, err, ref.fields)
+		case err == nil && utf8.Valid(payload):
+			// Invalid UTF-8 in a name is a bad name here; encoding/json
+			// reads it as U+FFFD.
+			got := make([]string, len(rs))
+			for i, r := range rs {
+				got[i] = r.Field + "=" + strconv.FormatFloat(r.Value, 'g', -1, 64)
+			}
+			if strings.Join(got, ",") != strings.Join(ref.fields, ",") {
+				t.Fatalf("decode(%q) fields %v; encoding/json sees %v", payload, got, ref.fields)
+			}
 		}
-		if err != nil {
-			return
+
+		warm, werr := records.decode(nil, "sensors/s1", payload, arrival)
+		checkReadings(t, warm)
+		if werr == nil && !valid {
+			t.Fatalf("decode(%q) with every option accepted invalid JSON: %v", payload, warm)
 		}
-		want, ok := referenceFields(payload, "ts", "unit")
-		if !ok {
-			return
-		}
-		got := make([]string, len(rs))
-		for i, r := range rs {
-			got[i] = r.Field + "=" + strconv.FormatFloat(r.Value, 'g', -1, 64)
-		}
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("decode(%q) fields %v; encoding/json sees %v", payload, got, want)
+		dec := fresh.routes[0].dec.(*jsonDecoder)
+		dec.resetTrie()
+		clear(dec.series)
+		clear(dec.names.m)
+		cold, cerr := fresh.decode(nil, "sensors/s1", payload, arrival)
+		if fmt.Sprint(werr) != fmt.Sprint(cerr) || lineProtocol(warm)+skipLines(&records.sk) != lineProtocol(cold)+skipLines(&fresh.sk) {
+			t.Fatalf("decode(%q) with every option by a decoder that has seen other payloads = %v\n%s%s\nby a new one = %v\n%s%s",
+				payload, werr, lineProtocol(warm), skipLines(&records.sk), cerr, lineProtocol(cold), skipLines(&fresh.sk))
 		}
 	})
 }
@@ -461,65 +506,103 @@ func isObjects(payload []byte) bool {
 	return false
 }
 
-// referenceFields lists, with encoding/json's tokenizer, the numeric members
-// of the objects in payload, except those named in skip or with an empty name,
-// as name=value in order.
-func referenceFields(payload []byte, skip ...string) ([]string, bool) {
+// reference is what encoding/json sees in a payload.
+type reference struct {
+	fields []string // name=value of the numeric leaves, in order
+	dup    bool     // an object repeats a member name
+	depth  int      // the deepest nesting of objects and arrays
+}
+
+// referenceFields lists, with encoding/json's tokenizer, the numeric leaves
+// of the roots in payload (the object, or each element of a top-level
+// array) as name=value in order, named by the levels of their path (member
+// names and array indices) joined with "_". It leaves out the members of a
+// root named in skip, the members below (or at) a name nameProblem refuses,
+// those whose joined name is over maxJSONName bytes and numbers beyond
+// float64.
+func referenceFields(payload []byte, skip ...string) (reference, bool) {
+	type container struct {
+		obj     bool
+		keys    map[string]bool
+		key     string // objects: the name of the member being read
+		wantKey bool
+		n       int  // arrays: the index of the next element
+		level   bool // it is a level of path (not a root or the top-level array)
+	}
+	var ref reference
+	var stack []*container
+	var path []string // the levels of the container being read
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
-	var out []string
-	depth := 0
-	var key string
-	inKey := true // at depth 1 of an object, the next string is a key
-	objectDepth := 1
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
-			return out, true
+			return ref, true
 		}
 		if err != nil {
-			return nil, false
+			return ref, false
 		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '[':
-				if depth == 0 {
-					objectDepth = 2
-				}
-				depth++
-			case '{':
-				depth++
-				if depth == objectDepth {
-					inKey = true
-				}
-			default:
-				depth--
-				if depth == objectDepth {
-					inKey = true
-				}
+		var top *container
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		delim, isDelim := tok.(json.Delim)
+		if isDelim && (delim == '}' || delim == ']') {
+			if top.level {
+				path = path[:len(path)-1]
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if top != nil && top.obj && top.wantKey {
+			k := tok.(string)
+			if top.keys[k] {
+				ref.dup = true
+			}
+			top.keys[k], top.key, top.wantKey = true, k, false
+			continue
+		}
+		var name string
+		level := top != nil && (len(stack) > 1 || top.obj)
+		if top != nil {
+			if top.obj {
+				name, top.wantKey = top.key, true
+			} else {
+				name = strconv.Itoa(top.n)
+				top.n++
+			}
+		}
+		if isDelim {
+			c := &container{obj: delim == '{', wantKey: delim == '{', level: level}
+			if c.obj {
+				c.keys = map[string]bool{}
+			}
+			stack = append(stack, c)
+			if level {
+				path = append(path, name)
+			}
+			if ref.depth = max(ref.depth, len(stack)); ref.depth > maxJSONDepth {
+				return ref, true // rejected whatever else it holds
 			}
 			continue
 		}
-		if depth != objectDepth {
-			continue // inside a nested value
-		}
-		if inKey {
-			key, inKey = tok.(string), false
+		n, isNumber := tok.(json.Number)
+		if !level || !isNumber || (len(path) == 0 && slices.Contains(skip, name)) {
 			continue
 		}
-		inKey = true
-		n, ok := tok.(json.Number)
-		if !ok || key == "" || slices.Contains(skip, key) {
-			continue
+		leaf := append(slices.Clip(path), name)
+		field := strings.Join(leaf, "_")
+		bad := len(field) > maxJSONName
+		for _, l := range leaf {
+			bad = bad || nameProblem([]byte(l)) != ""
 		}
 		v, err := strconv.ParseFloat(string(n), 64)
-		if err != nil {
-			return nil, false
+		if bad || err != nil {
+			continue
 		}
-		out = append(out, key+"="+strconv.FormatFloat(v, 'g', -1, 64))
+		ref.fields = append(ref.fields, field+"="+strconv.FormatFloat(v, 'g', -1, 64))
 	}
 }
-
 func TestValueBooleansAndUnitSuffix(t *testing.T) {
 	sub := valueSub
 	sub.Booleans = true

@@ -16,15 +16,38 @@
 //   - value: the payload is one number, like "23.45" (surrounding white
 //     space is ignored); the topic must name the field; the time is the
 //     arrival time.
-//   - json: one object, or an array of objects. When the topic names the
-//     field, the member JSONOptions.ValueKey ("value") holds the value;
-//     otherwise every numeric member is a field. The member
-//     JSONOptions.TimeKey holds the time: a number in JSONOptions.TimeUnit
-//     (s, ms, us, ns; fractions are kept to the nanosecond) or an RFC 3339
-//     string; without it, the arrival time. Members named in
-//     JSONOptions.TagKeys (strings, numbers or booleans) become tags,
-//     replacing a topic tag of the same name. Every other member (strings, booleans, null, nested objects and
-//     arrays) is ignored.
+//   - json: one object, or an array of objects, each element with its own
+//     time and tags. Every numeric leaf is a field, at any depth: nested
+//     member names are joined with "_" ({"AM2301":{"Temperature":24.6}}
+//     gives AM2301_Temperature) and array elements by index
+//     ({"Total":[2.8,0.2]} gives Total_0 and Total_1). Strings, null and
+//     booleans are skipped silently, unless Subscription.Booleans reads
+//     true and false as 1 and 0, or JSONOptions.NumericStrings names a
+//     string holding a number. Paths in the options are member names and
+//     array indices joined with dots, from the root of the reading set;
+//     "*" is any one level; in Fields, Exclude and NumericStrings a level
+//     may be a path.Match glob, and a path naming an object names the
+//     leaves below it. The member at JSONOptions.TimeKey holds the
+//     time: a number in JSONOptions.TimeUnit (s, ms, us, ns, or auto by
+//     magnitude; fractions are kept to the nanosecond), an RFC 3339
+//     string, or a string in JSONOptions.TimeFormat; a time without a zone
+//     is read in JSONOptions.TimeZone, or, when none is set, the readings
+//     take the arrival time and are counted in
+//     edgegw_readings_time_assumed_total (no_zone); without a time member,
+//     the arrival time. When the topic names the field, only the member
+//     at JSONOptions.ValueKey ("value") is read. The members at
+//     JSONOptions.TagKeys (strings, numbers or booleans) become tags named
+//     by the path's last level, replacing a topic tag of the same name; a
+//     path ending in * makes the matched member's name the tag value.
+//     A * in TimeKey, ValueKey or TagKeys makes records: each object
+//     matched by the path up to its last * (the same for all of them) is a
+//     reading set of its own, its fields named and matched from the
+//     record, with its own time and tags and the root's where it has none
+//     (Tasmota's {"ZbReceived":{"0x6A8D":{"Device":"0x6A8D",...}}} with
+//     TagKeys ZbReceived.*.Device). A member whose name InfluxDB cannot
+//     take, a tag whose value it cannot take and a number beyond float64
+//     are skipped and counted. A repeated member name, invalid JSON and
+//     nesting deeper than 64 levels reject the message.
 //   - influx: InfluxDB line protocol, any number of lines; comments and
 //     blank lines are ignored. Each line's measurement and tags name its
 //     series, with the topic's tags added (a line's tag replaces a topic

@@ -300,14 +300,15 @@ func (st *senmlState) record() error {
 				}
 				tok = senmlToken{kind: 'n', raw: num}
 			case c == 't' || c == 'f' || c == 'n':
-				lit, ok := s.literal()
-				if !ok {
+				switch s.literal() {
+				case 0:
 					return st.bad("malformed literal")
-				}
-				if lit == "null" {
+				case 'n':
 					tok = senmlToken{kind: 'z'}
-				} else {
-					tok = senmlToken{kind: 'b', lit: lit == "true"}
+				case 't':
+					tok = senmlToken{kind: 'b', lit: true}
+				default:
+					tok = senmlToken{kind: 'b'}
 				}
 			case c == '{' || c == '[':
 				if !s.skipValue(2) {
@@ -676,4 +677,80 @@ func senmlSeconds(num []byte) (int64, bool) {
 		ns = -ns
 	}
 	return ns, true
+}
+
+// skipValue reads and validates any JSON value at s.i, which sits depth
+// levels deep, allowing nesting up to maxJSONDepth levels. It keeps its own
+// stack, so hostile nesting costs no recursion.
+func (s *scanner) skipValue(depth int) bool {
+	var stack [maxJSONDepth]byte // the closing bracket of each open level
+	n := 0
+	for {
+		// A value is due at s.i.
+		s.ws()
+		switch c := s.peek(); c {
+		case '{', '[':
+			if depth+n >= maxJSONDepth {
+				return false
+			}
+			s.i++
+			end := byte(']')
+			if c == '{' {
+				end = '}'
+			}
+			s.ws()
+			if s.peek() == end {
+				s.i++
+				break
+			}
+			stack[n] = end
+			n++
+			if end == '}' && !s.memberName() {
+				return false
+			}
+			continue
+		default:
+			if !s.scalar() {
+				return false
+			}
+		}
+		// A value ended: close levels until one goes on with ','.
+		for {
+			if n == 0 {
+				return true
+			}
+			s.ws()
+			c := s.peek()
+			if c == stack[n-1] {
+				s.i++
+				n--
+				continue
+			}
+			if c != ',' {
+				return false
+			}
+			s.i++
+			if stack[n-1] == '}' && !s.memberName() {
+				return false
+			}
+			break
+		}
+	}
+}
+
+// memberName reads `"name":` at s.i, with white space around.
+func (s *scanner) memberName() bool {
+	s.ws()
+	if s.peek() != '"' {
+		return false
+	}
+	if _, _, ok := s.str(); !ok {
+		return false
+	}
+	s.ws()
+	if s.peek() != ':' {
+		return false
+	}
+	s.i++
+	return true
 }
