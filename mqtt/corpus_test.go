@@ -69,8 +69,8 @@ func corpusSkipLines(sk *skips) string {
 	return b.String()
 }
 
-// sortedLines splits s into its non-empty lines, sorted.
-func sortedLines(s string) []string {
+// corpusLines splits s into its non-empty lines, sorted.
+func corpusLines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
 		if l != "" {
@@ -209,7 +209,7 @@ func checkCorpusRun(t *testing.T, dir, run, topic string, payload []byte) {
 		}
 		return
 	}
-	got := sortedLines(lineProtocol(rs) + corpusSkipLines(&r.sk))
+	got := corpusLines(lineProtocol(rs) + corpusSkipLines(&r.sk))
 	if want, rerr := os.ReadFile(errFile); rerr == nil {
 		wantReason, _, _ := strings.Cut(string(want), "\n")
 		t.Fatalf("decode(%q) accepted the message; want a rejection for %s\ngot:\n%s", topic, wantReason, strings.Join(got, "\n"))
@@ -218,7 +218,7 @@ func checkCorpusRun(t *testing.T, dir, run, topic string, payload []byte) {
 	if rerr != nil {
 		t.Fatalf("read the expectation: %v\ngot:\n%s", rerr, strings.Join(got, "\n"))
 	}
-	want := sortedLines(string(wantBytes))
+	want := corpusLines(string(wantBytes))
 	if !slices.Equal(got, want) {
 		t.Errorf("decode(%q) with %s.json:\n%s", topic, run, lineDiff(got, want))
 	}
