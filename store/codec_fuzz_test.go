@@ -88,6 +88,7 @@ func codecRollups(t testing.TB) []edgegw.Rollup {
 			{Name: "c_count", Value: 1.5, Integer: true},
 			{Name: "d_count", Value: 1 << 63, Integer: true},
 			{Name: "e_count", Value: -(1 << 63), Integer: true},
+			{Name: "f_count", Value: math.Copysign(0, -1), Integer: true},
 			{Name: "inf", Value: math.Inf(-1)},
 			{Name: "negzero", Value: math.Copysign(0, -1)},
 			{Name: "nan", Value: math.NaN()},

@@ -525,6 +525,7 @@ func TestCodec(t *testing.T) {
 			{Name: "b_count", Value: -7, Integer: true},
 			{Name: "c_count", Value: 1.5, Integer: true}, // not whole: kept exactly
 			{Name: "d_count", Value: 1 << 63, Integer: true},
+			{Name: "e_count", Value: math.Copysign(0, -1), Integer: true}, // -0: kept as a float
 			{Name: "inf", Value: math.Inf(-1)},
 			{Name: "negzero", Value: math.Copysign(0, -1)},
 			{Name: "nan", Value: math.NaN()},
