@@ -21,7 +21,8 @@ import (
 //		kind byte, then the value:
 //			0 float: 8 bytes, little-endian IEEE 754 bits
 //			1 integer: varint
-//			2 integer field holding a non-integral value: as float
+//			2 integer field holding a value that is not a whole number
+//			  fitting an int64, or is -0: as float
 const codecVersion = 1
 
 const (
@@ -41,8 +42,9 @@ func appendRollup(dst []byte, r *edgegw.Rollup) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(f.Name)))
 		dst = append(dst, f.Name...)
 		// An integer field holds a whole number that fits an int64; anything
-		// else is kept as a float so that no value is altered on the way.
-		if f.Integer && f.Value == math.Trunc(f.Value) && f.Value >= -(1<<63) && f.Value < 1<<63 {
+		// else, -0 included, is kept as a float so that no value is altered
+		// on the way.
+		if f.Integer && f.Value == math.Trunc(f.Value) && f.Value >= -(1<<63) && f.Value < 1<<63 && !(f.Value == 0 && math.Signbit(f.Value)) {
 			dst = append(dst, kindInteger)
 			dst = binary.AppendVarint(dst, int64(f.Value))
 		} else {

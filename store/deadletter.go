@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -105,12 +106,7 @@ func (s *Store) DeadLetter(through uint64, lines [][]byte, reasons []string) err
 			if err != nil {
 				return fmt.Errorf("next dead-letter sequence: %w", err)
 			}
-			v := make([]byte, 0, 1+binary.MaxVarintLen64+binary.MaxVarintLen32+len(reasons[i])+len(line))
-			v = append(v, deadVersion)
-			v = binary.AppendVarint(v, now.UnixNano())
-			v = binary.AppendUvarint(v, uint64(len(reasons[i])))
-			v = append(v, reasons[i]...)
-			v = append(v, bytes.TrimSuffix(line, []byte("\n"))...)
+			v := appendDeadLetter(nil, now.UnixNano(), reasons[i], bytes.TrimSuffix(line, []byte("\n")))
 			if err := dead.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
 				return fmt.Errorf("append dead letter %d: %w", i, err)
 			}
@@ -197,6 +193,17 @@ func deadLettersIn(tx *bolt.Tx) iter.Seq2[DeadLetter, error] {
 			}
 		}
 	}
+}
+
+// appendDeadLetter appends the value of a dead letter: line refused at (ns
+// since the Unix epoch) for reason. The caller trims the line's newline.
+func appendDeadLetter(dst []byte, at int64, reason string, line []byte) []byte {
+	dst = slices.Grow(dst, 1+binary.MaxVarintLen64+binary.MaxVarintLen64+len(reason)+len(line))
+	dst = append(dst, deadVersion)
+	dst = binary.AppendVarint(dst, at)
+	dst = binary.AppendUvarint(dst, uint64(len(reason)))
+	dst = append(dst, reason...)
+	return append(dst, line...)
 }
 
 func decodeDeadLetter(k, v []byte) (DeadLetter, error) {

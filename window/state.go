@@ -330,8 +330,10 @@ func (e *Engine) restoreEntry(k, v []byte) error {
 	pn.saved = true
 
 	if flags&valSketch != 0 {
-		zero := d.uvarint("zero count")
-		if zero > 0 && zero <= 1<<53 {
+		switch zero := d.uvarint("zero count"); {
+		case zero > 1<<53:
+			d.fail("zero count out of range")
+		case zero > 0:
 			_ = pn.sk.AddWithCount(0, float64(zero))
 		}
 		e.decodeBins(&d, pn.sk.GetPositiveValueStore())
@@ -368,11 +370,18 @@ func (e *Engine) decodeBins(d *decoder, st store.Store) {
 	}
 	idx := int64(0)
 	for j := uint64(0); j < cnt && d.err == nil; j++ {
-		idx += d.varint("bin index")
+		delta := d.varint("bin index")
 		c := d.uvarint("bin count")
 		if d.err != nil {
 			return
 		}
+		// The bins are written in increasing index order, each once: a
+		// bin repeated would add up counts past what a pane can hold.
+		if j > 0 && delta <= 0 {
+			d.fail("bin indexes not increasing")
+			return
+		}
+		idx += delta
 		if idx < int64(e.binLo) || idx > int64(e.binHi) || c == 0 || c > 1<<53 {
 			d.fail("bin out of range")
 			return
