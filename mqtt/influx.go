@@ -76,15 +76,7 @@ func (d *influxDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byt
 	} else {
 		dst = st.lines(dst)
 	}
-	if len(dst) == start {
-		if st.tl.count == 0 {
-			return dst, rejectPayload(reasonNoValue, t.name, payload, "no point: the payload is empty or holds only comments; %s", influxAccepted)
-		}
-		c := st.tl.order[0]
-		return dst, rejectPayload(reasonNoValue, t.name, payload, "no readings: %s", st.tl.what[c])
-	}
-	st.tl.flush(sk, t.name, payload)
-	return dst, nil
+	return dst, st.tl.finish(len(dst) > start, sk, t.name, payload, "no point: the payload is empty or holds only comments; "+influxAccepted)
 }
 
 // lines decodes a payload that holds quotes. The decoder reads a string
@@ -416,6 +408,20 @@ func (tl *tally) add(code int) bool {
 	tl.order[tl.count] = uint8(code)
 	tl.count++
 	return true
+}
+
+// finish ends a message: with readings, it adds the counts to sk; without,
+// it returns the no_value rejection, naming the first part skipped or, when
+// nothing was, saying empty.
+func (tl *tally) finish(read bool, sk *skips, topic string, payload []byte, empty string) error {
+	switch {
+	case read:
+		tl.flush(sk, topic, payload)
+		return nil
+	case tl.count == 0:
+		return rejectPayload(reasonNoValue, topic, payload, "%s", empty)
+	}
+	return rejectPayload(reasonNoValue, topic, payload, "no readings: %s", tl.what[tl.order[0]])
 }
 
 // flush adds the counts to sk, with details naming the message.

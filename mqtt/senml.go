@@ -168,15 +168,7 @@ func (d *senmlDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte
 	if err != nil {
 		return out[:start], err
 	}
-	if len(out) == start {
-		if st.tl.count == 0 {
-			return out, rejectPayload(reasonNoValue, t.name, payload, "no records; %s", senmlAccepted)
-		}
-		c := st.tl.order[0]
-		return out, rejectPayload(reasonNoValue, t.name, payload, "no readings: %s", st.tl.what[c])
-	}
-	st.tl.flush(sk, t.name, payload)
-	return out, nil
+	return out, st.tl.finish(len(out) > start, sk, t.name, payload, "no records; "+senmlAccepted)
 }
 
 // pack decodes the array of records.
