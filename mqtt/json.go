@@ -231,9 +231,9 @@ func (d *jsonDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte,
 	}
 	for _, k := range sk.list {
 		if k.reason != assumeNoZone {
-			reason, detail := k.reason, k.detail
+			detail := k.detail
 			sk.reset()
-			return out, rejectPayload(reason, t.name, payload, "nothing read: %s", detail)
+			return out, rejectPayload(reasonNoValue, t.name, payload, "nothing read: %s", detail)
 		}
 	}
 	if st.valueMode {

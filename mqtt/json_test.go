@@ -351,11 +351,11 @@ func TestJSONRejects(t *testing.T) {
 		{jsonFieldBase, `[{"value":1},{"v":2}]`, reasonNoValue, `an object has no number member "value"`},
 		{with(jsonFieldBase, func(s *Subscription) { s.JSON.ValueKey = "r.*.v" }), `{"r":[{"v":1},{"w":2}]}`, reasonNoValue, `record "1" at r.* has no number member "v"`},
 		{with(jsonFieldBase, func(s *Subscription) { s.JSON.ValueKey = "r.*.v" }), `{"r":[]}`, reasonNoValue, "no readings"},
-		{jsonBase, `{"a":1e999}`, reasonNonFinite, `nothing read: member "a" is 1e999, beyond float64`},
-		{jsonBase, `{"":1}`, skipBadName, `nothing read: member "" at the top is skipped: its name is empty`},
-		{jsonBase, `{"a":{"\u0001":1}}`, skipBadName, "holds a control character"},
-		{jsonBase, "{\"\xff\":1}", skipBadName, "not valid UTF-8"},
-		{with(jsonBase, func(s *Subscription) { s.JSON.NumericStrings = []string{"a"} }), `{"a":"x"}`, reasonBadNumber, `nothing read: member "a" is "x", not a number`},
+		{jsonBase, `{"a":1e999}`, reasonNoValue, `nothing read: member "a" is 1e999, beyond float64`},
+		{jsonBase, `{"":1}`, reasonNoValue, `nothing read: member "" at the top is skipped: its name is empty`},
+		{jsonBase, `{"a":{"\u0001":1}}`, reasonNoValue, "holds a control character"},
+		{jsonBase, "{\"\xff\":1}", reasonNoValue, "not valid UTF-8"},
+		{with(jsonBase, func(s *Subscription) { s.JSON.NumericStrings = []string{"a"} }), `{"a":"x"}`, reasonNoValue, `nothing read: member "a" is "x", not a number`},
 	} {
 		r := mustRouter(t, false, tc.sub)
 		topic := "sensors/s1/d1"
@@ -543,8 +543,8 @@ func TestJSONLongNames(t *testing.T) {
 	_, err = r.decode(nil, "sensors/s1/d1", payload, arrival)
 	runtime.ReadMemStats(&after)
 	var re *RejectError
-	if !errors.As(err, &re) || re.Reason != skipBadName {
-		t.Errorf("decode of long names nested deep = %v; want a bad_name rejection", err)
+	if !errors.As(err, &re) || re.Reason != reasonNoValue || !strings.Contains(re.Msg, "over 1024 bytes") {
+		t.Errorf("decode of long names nested deep = %v; want a no_value rejection naming the long name", err)
 	}
 	// The members below the skipped name are still read, to find
 	// repeated names: a node each, linear in the payload.
