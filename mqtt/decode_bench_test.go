@@ -61,34 +61,38 @@ func decodeCases() []decodeCase {
 	}
 }
 
+// benchDecode measures the decoding of bc's message, per message and, in
+// ns/reading, readings/s and allocs/reading, per reading.
+func benchDecode(b *testing.B, bc decodeCase) {
+	r := mustRouter(b, false, bc.sub)
+	payload := []byte(bc.payload)
+	rs, err := r.decode(nil, bc.topic, payload, arrival)
+	if err != nil || len(rs) == 0 || len(r.sk.list) != 0 {
+		b.Fatalf("decode: %v, %d readings, skipped %+v", err, len(rs), r.sk.list)
+	}
+	readings := len(rs)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for b.Loop() {
+		if rs, err = r.decode(rs[:0], bc.topic, payload, arrival); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	n := float64(b.N) * float64(readings)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/reading")
+	b.ReportMetric(n/b.Elapsed().Seconds(), "readings/s")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/reading")
+}
+
 // BenchmarkDecode measures the decoding of one message on a known topic:
 // the per-message cost of the client besides paho's. ns/reading and
 // allocs/reading divide by the readings of a message.
 func BenchmarkDecode(b *testing.B) {
 	for _, bc := range decodeCases() {
-		b.Run(bc.name, func(b *testing.B) {
-			r := mustRouter(b, false, bc.sub)
-			payload := []byte(bc.payload)
-			rs, err := r.decode(nil, bc.topic, payload, arrival)
-			if err != nil || len(rs) == 0 {
-				b.Fatalf("decode: %v, %d readings", err, len(rs))
-			}
-			readings := len(rs)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(payload)))
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			mallocs := ms.Mallocs
-			for b.Loop() {
-				if rs, err = r.decode(rs[:0], bc.topic, payload, arrival); err != nil {
-					b.Fatal(err)
-				}
-			}
-			runtime.ReadMemStats(&ms)
-			n := float64(b.N) * float64(readings)
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/reading")
-			b.ReportMetric(float64(ms.Mallocs-mallocs)/n, "allocs/reading")
-		})
+		b.Run(bc.name, func(b *testing.B) { benchDecode(b, bc) })
 	}
 	benchFormats(b)
 }
@@ -98,13 +102,7 @@ func BenchmarkDecode(b *testing.B) {
 func benchFormats(b *testing.B) {
 	influx := Subscription{Topic: "lp/{site}", Format: "influx", Influx: InfluxOptions{Precision: "ms"}}
 	senml := Subscription{Topic: "senml/{device}", Format: "senml", Measurement: "senml"}
-	type benchCase struct {
-		name    string
-		sub     Subscription
-		topic   string
-		payload string
-	}
-	var cases []benchCase
+	var cases []decodeCase
 	for _, n := range []int{1, 10, 100} {
 		var lp, sm strings.Builder
 		for i := range n {
@@ -124,31 +122,11 @@ func benchFormats(b *testing.B) {
 		}
 		sm.WriteString("]")
 		cases = append(cases,
-			benchCase{"format=influx/lines=" + strconv.Itoa(n), influx, "lp/site1", lp.String()},
-			benchCase{"format=senml/records=" + strconv.Itoa(n), senml, "senml/dev42", sm.String()})
+			decodeCase{"format=influx/lines=" + strconv.Itoa(n), influx, "lp/site1", lp.String()},
+			decodeCase{"format=senml/records=" + strconv.Itoa(n), senml, "senml/dev42", sm.String()})
 	}
 	for _, bc := range cases {
-		b.Run(bc.name, func(b *testing.B) {
-			r := mustRouter(b, false, bc.sub)
-			payload := []byte(bc.payload)
-			rs, err := r.decode(nil, bc.topic, payload, arrival)
-			if err != nil || len(r.sk.list) != 0 {
-				b.Fatalf("decode: %v, skipped %+v", err, r.sk.list)
-			}
-			readings := len(rs)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(payload)))
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			n := 0
-			for b.Loop() {
-				rs, _ = r.decode(rs[:0], bc.topic, payload, arrival)
-				n++
-			}
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*readings), "ns/reading")
-			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(n*readings), "allocs/reading")
-		})
+		b.Run(bc.name, func(b *testing.B) { benchDecode(b, bc) })
 	}
 }
 
