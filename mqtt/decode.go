@@ -93,8 +93,9 @@ func (s *skips) count(reason string) int {
 	return 0
 }
 
-// nameProblem says why b cannot be an InfluxDB field name, tag key or tag
-// value, or returns "".
+// nameProblem says why b cannot be an InfluxDB measurement, field name, tag
+// key or tag value, or returns "": line protocol cannot carry an empty name,
+// invalid UTF-8, a control character or a trailing backslash.
 func nameProblem(b []byte) string {
 	if len(b) == 0 {
 		return "empty"
@@ -106,6 +107,9 @@ func nameProblem(b []byte) string {
 		if c < 0x20 || c == 0x7f {
 			return "holds a control character"
 		}
+	}
+	if b[len(b)-1] == '\\' {
+		return "ends with a backslash, which line protocol cannot carry"
 	}
 	return ""
 }
@@ -267,6 +271,15 @@ func newRoute(sub Subscription, arrivalTime bool) (route, error) {
 	// Format influx takes the measurement from each line.
 	if !tmpl.hasMeasurement && sub.Measurement == "" && sub.Format != "influx" {
 		return route{}, errors.New("measurement is empty and the topic has no {measurement} level; set measurement")
+	}
+	if m := sub.Measurement; m != "" {
+		p := nameProblem([]byte(m))
+		if p == "" && m[0] == '#' {
+			p = "starts with #, which line protocol reads as a comment"
+		}
+		if p != "" {
+			return route{}, fmt.Errorf("measurement %q %s; use a name like sensors", m, p)
+		}
 	}
 	dec, err := newDecoder(sub, tmpl, arrivalTime)
 	if err != nil {

@@ -320,6 +320,8 @@ func TestNewDecoderErrors(t *testing.T) {
 		{Subscription{Topic: "a/{field}", Format: "json", Measurement: "m", JSON: JSONOptions{TimeUnit: "h"}}, `json time_unit "h" is unknown; accepted: s, ms, us, ns`},
 		{Subscription{Topic: "a/{field}", Format: "json", Measurement: "m", JSON: JSONOptions{TimeKey: "ts", TagKeys: []string{"ts"}}}, `tag_keys holds "ts"`},
 		{Subscription{Topic: "a/{field}", Format: "value"}, `measurement is empty`},
+		{Subscription{Topic: "a/{field}", Format: "value", Measurement: "#m"}, `measurement "#m" starts with #`},
+		{Subscription{Topic: "a/{field}", Format: "value", Measurement: `m\`}, `ends with a backslash`},
 	} {
 		_, err := newRouter([]Subscription{tc.sub}, false)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -643,7 +645,7 @@ func TestLimits(t *testing.T) {
 
 func TestTopicLevelNames(t *testing.T) {
 	r := mustRouter(t, false, valueSub)
-	for _, topic := range []string{"sensors//d1/t", "sensors/s1//t", "sensors/s1/d1/", "sensors/s\x01/d1/t", "sensors/s\xff/d1/t", "sensors/s1/d1/t\x7f"} {
+	for _, topic := range []string{"sensors//d1/t", "sensors/s1//t", "sensors/s1/d1/", `sensors/s1\/d1/t`, `sensors/s1/d1/t\`, "sensors/s\x01/d1/t", "sensors/s\xff/d1/t", "sensors/s1/d1/t\x7f"} {
 		rs, err := r.decode(nil, topic, []byte("1"), arrival)
 		var re *RejectError
 		if !errors.As(err, &re) || re.Reason != "bad_topic" {

@@ -89,11 +89,12 @@ func referenceInflux(payload []byte, sub Subscription, site string) ([]string, m
 	for _, line := range bytes.Split(payload, []byte("\n")) {
 		dec := lineprotocol.NewDecoderWithBytes(line)
 		for dec.Next() {
-			lines, strs, bools, ok := referencePoint(dec, sub.Booleans, unit, site)
+			lines, strs, bools, badNames, ok := referencePoint(dec, sub.Booleans, unit, site)
 			if !ok {
 				skipped[skipBadLine]++
 				continue
 			}
+			skipped[skipBadName] += badNames
 			out = append(out, lines...)
 			skipped[skipStringField] += strs
 			skipped[skipBooleanField] += bools
@@ -102,22 +103,28 @@ func referenceInflux(payload []byte, sub Subscription, site string) ([]string, m
 	return out, skipped
 }
 
-func referencePoint(dec *lineprotocol.Decoder, booleans bool, unit int64, site string) (lines []string, strs, bools int, ok bool) {
+// trailingBackslash reports a name line protocol cannot write back: the
+// decoder reads one at the end of a line, the encoder refuses it.
+func trailingBackslash(b []byte) bool { return len(b) > 0 && b[len(b)-1] == '\\' }
+
+func referencePoint(dec *lineprotocol.Decoder, booleans bool, unit int64, site string) (lines []string, strs, bools, badNames int, ok bool) {
 	m, err := dec.Measurement()
 	if err != nil {
-		return nil, 0, 0, false
+		return nil, 0, 0, 0, false
 	}
+	badSeries := trailingBackslash(m)
 	measurement := string(m)
 	tags := map[string]string{"site": site}
 	seen := map[string]bool{}
 	for {
 		k, v, err := dec.NextTag()
 		if err != nil || (k != nil && seen[string(k)]) {
-			return nil, 0, 0, false
+			return nil, 0, 0, 0, false
 		}
 		if k == nil {
 			break
 		}
+		badSeries = badSeries || trailingBackslash(k) || trailingBackslash(v)
 		seen[string(k)] = true
 		tags[string(k)] = string(v)
 	}
@@ -134,10 +141,14 @@ func referencePoint(dec *lineprotocol.Decoder, booleans bool, unit int64, site s
 	for {
 		k, v, err := dec.NextField()
 		if err != nil {
-			return nil, 0, 0, false
+			return nil, 0, 0, 0, false
 		}
 		if k == nil {
 			break
+		}
+		if trailingBackslash(k) {
+			badNames++
+			continue
 		}
 		switch v.Kind() {
 		case lineprotocol.String:
@@ -168,22 +179,25 @@ func referencePoint(dec *lineprotocol.Decoder, booleans bool, unit int64, site s
 	when := new(big.Int).SetInt64(arrival)
 	tb, err := dec.TimeBytes()
 	if err != nil {
-		return nil, 0, 0, false
+		return nil, 0, 0, 0, false
 	}
 	if tb != nil {
 		n, ok := new(big.Int).SetString(string(tb), 10)
 		if !ok {
-			return nil, 0, 0, false
+			return nil, 0, 0, 0, false
 		}
 		when = n.Mul(n, big.NewInt(unit))
 		if !when.IsInt64() {
-			return nil, 0, 0, false
+			return nil, 0, 0, 0, false
 		}
+	}
+	if badSeries {
+		return nil, 0, 0, 1, true // the series cannot be written: the line is skipped
 	}
 	for _, f := range fields {
 		lines = append(lines, lineProtocol([]edgegw.Reading{{Series: series, Field: f.k, Value: f.v, Time: when.Int64()}}))
 	}
-	return lines, strs, bools, true
+	return lines, strs, bools, badNames, true
 }
 
 // fuzzSenMLSub is the subscription FuzzSenML decodes with.

@@ -257,6 +257,19 @@ func (st *influxState) point(dec *lineprotocol.Decoder, dst []edgegw.Reading) ([
 	measurement := d.key[len(t.series)+1 : mEnd]
 	series, err := st.seriesKey(measurement)
 	if err != nil {
+		// A line that does not parse is a bad line, whatever its names.
+		for {
+			k, _, ferr := dec.NextField()
+			if ferr != nil {
+				return dst, ferr
+			}
+			if k == nil {
+				break
+			}
+		}
+		if _, terr := dec.TimeBytes(); terr != nil {
+			return dst, terr
+		}
 		return dst, err
 	}
 	mark := len(dst)
