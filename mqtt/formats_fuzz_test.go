@@ -61,16 +61,8 @@ func checkInfluxPayload(t *testing.T, r *router, sub Subscription, payload []byt
 		}
 	}
 	want, skipped := referenceInflux(payload, sub, "s1")
-	if err != nil {
-		if len(want) != 0 {
-			t.Fatalf("decode(%q) rejected %v; decoding each line alone gives\n%s", payload, err, strings.Join(want, ""))
-		}
+	if !sameAsReference(t, payload, rs, err, want, "decoding each line alone gives") {
 		return
-	}
-	got := strings.SplitAfter(lineProtocol(rs), "\n")
-	got = got[:len(got)-1]
-	if !slices.Equal(got, want) {
-		t.Fatalf("decode(%q) =\n%s\ndecoding each line alone gives\n%s", payload, strings.Join(got, ""), strings.Join(want, ""))
 	}
 	for _, reason := range []string{skipBadLine, skipStringField, skipBooleanField} {
 		if r.sk.count(reason) != skipped[reason] {
@@ -236,17 +228,7 @@ func FuzzSenML(f *testing.F) {
 		if !ok {
 			return
 		}
-		if err != nil {
-			if len(want) != 0 {
-				t.Fatalf("decode(%q) rejected %v; encoding/json and math/big resolve\n%s", payload, err, strings.Join(want, ""))
-			}
-			return
-		}
-		got := strings.SplitAfter(lineProtocol(rs), "\n")
-		got = got[:len(got)-1]
-		if !slices.Equal(got, want) {
-			t.Fatalf("decode(%q) =\n%s\nencoding/json and math/big resolve\n%s", payload, strings.Join(got, ""), strings.Join(want, ""))
-		}
+		sameAsReference(t, payload, rs, err, want, "encoding/json and math/big resolve")
 	})
 }
 
@@ -447,4 +429,24 @@ func senmlRecords(payload []byte) ([][]senmlMember, bool) {
 		return nil, false
 	}
 	return records, true
+}
+
+// sameAsReference fails unless a decode's readings (or its rejection, when
+// the reference reads nothing) equal the reference's lines, which the
+// reference names. It reports whether the decode read readings to check
+// further.
+func sameAsReference(t *testing.T, payload []byte, rs []edgegw.Reading, err error, want []string, reference string) bool {
+	t.Helper()
+	if err != nil {
+		if len(want) != 0 {
+			t.Fatalf("decode(%q) rejected %v; %s\n%s", payload, err, reference, strings.Join(want, ""))
+		}
+		return false
+	}
+	got := strings.SplitAfter(lineProtocol(rs), "\n")
+	got = got[:len(got)-1]
+	if !slices.Equal(got, want) {
+		t.Fatalf("decode(%q) =\n%s\n%s\n%s", payload, strings.Join(got, ""), reference, strings.Join(want, ""))
+	}
+	return true
 }
