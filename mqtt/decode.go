@@ -310,9 +310,11 @@ func (r *router) decode(dst []edgegw.Reading, topic string, payload []byte, arri
 	start := len(dst)
 	out, err := t.dec.decode(dst, t, payload, arrival, &r.sk)
 	if err != nil {
+		r.sk.reset() // a rejected message counts once, as rejected
 		return out[:start], err
 	}
 	if n := len(out) - start; n > r.maxReadings {
+		r.sk.reset()
 		return out[:start], &RejectError{Reason: reasonTooManyReadings, Msg: fmt.Sprintf("payload on %s holds %d readings; at most %d are accepted in one message (mqtt.max_readings_per_message)", topic, n, r.maxReadings)}
 	}
 	return out, nil
