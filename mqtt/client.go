@@ -209,10 +209,11 @@ type Client struct {
 	ready   atomic.Bool
 	running atomic.Bool
 
-	mu       sync.Mutex // serialises handle: it owns router, buf, throttle and redeliv
+	mu       sync.Mutex // serialises handle: it owns router, buf, throttle, skipLog and redeliv
 	router   *router
 	buf      []edgegw.Reading
 	throttle throttle
+	skipLog  throttle      // lines about skipped parts and assumed times, by reason
 	redeliv  *redeliveries // nil unless QoS is 1
 }
 
@@ -292,6 +293,7 @@ func New(opts Options, sink Sink, logger *slog.Logger, reg prometheus.Registerer
 		logger.Warn("tls options are set but the broker URL is not a TLS one; they are ignored", "broker", opts.Broker)
 	}
 	c.throttle = throttle{every: logEvery}
+	c.skipLog = throttle{every: logEvery}
 	c.m = metrics{
 		messages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "edgegw_mqtt_messages_received_total", Help: "MQTT messages received.",
@@ -599,13 +601,13 @@ func (c *Client) handle(ctx context.Context, m paho.Message) {
 	for _, k := range c.router.sk.list {
 		if k.reason == assumeNoZone {
 			c.m.assumed.WithLabelValues(k.reason).Add(float64(k.n))
-			if ok, suppressed := c.throttle.allow("assumed "+k.reason, now); ok {
+			if ok, suppressed := c.skipLog.allow(k.reason, now); ok {
 				c.log.Warn("readings stamped with their arrival time", "reason", k.reason, "topic", m.Topic(), "readings", k.n, "detail", k.detail, "suppressed", suppressed)
 			}
 			continue
 		}
 		c.m.skipped.WithLabelValues(k.reason).Add(float64(k.n))
-		if ok, suppressed := c.throttle.allow("skipped "+k.reason, now); ok {
+		if ok, suppressed := c.skipLog.allow(k.reason, now); ok {
 			c.log.Warn("parts of a message skipped", "reason", k.reason, "topic", m.Topic(), "parts", k.n, "detail", k.detail, "suppressed", suppressed)
 		}
 	}

@@ -73,14 +73,30 @@ func (s *skips) reset() { s.list = s.list[:0] }
 // add counts one part skipped for reason; detail, formatted only for the
 // first part of a reason in a message, says what it was and what would be
 // accepted.
-func (s *skips) add(reason, format string, args ...any) {
+func (s *skips) add(reason, format string, args ...any) { s.addN(reason, 1, format, args...) }
+
+// addN counts n parts skipped for reason, as add does.
+func (s *skips) addN(reason string, n int, format string, args ...any) {
 	for i := range s.list {
 		if s.list[i].reason == reason {
-			s.list[i].n++
+			s.list[i].n += n
 			return
 		}
 	}
-	s.list = append(s.list, skip{reason: reason, n: 1, detail: fmt.Sprintf(format, args...)})
+	s.list = append(s.list, skip{reason: reason, n: n, detail: fmt.Sprintf(format, args...)})
+}
+
+// again counts one more part skipped for reason when the message already
+// has one, and reports whether it did, so that a caller whose detail costs
+// something builds it only for the first: if !sk.again(r) { sk.add(r, ...) }.
+func (s *skips) again(reason string) bool {
+	for i := range s.list {
+		if s.list[i].reason == reason {
+			s.list[i].n++
+			return true
+		}
+	}
+	return false
 }
 
 // count returns the parts skipped for reason.
@@ -329,8 +345,6 @@ func (r *router) lookup(topic string) (*topicInfo, error) {
 		t := &topicInfo{name: topic, measurement: rt.measurement, tags: m.tags, field: m.field, dec: rt.dec}
 		if rt.tmpl.hasMeasurement {
 			t.measurement = m.measurement
-		}
-		if rt.tmpl.hasMeasurement {
 			if p := nameProblem([]byte(t.measurement)); p != "" {
 				return nil, &RejectError{Reason: reasonBadTopic, Msg: fmt.Sprintf("topic %q: the {measurement} level of %s is %s; a measurement name is non-empty UTF-8 text without control characters", topic, rt.tmpl.text, p)}
 			}
@@ -409,13 +423,8 @@ func (d *valueDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte
 	v, reason := parseNumber(b)
 	switch reason {
 	case "":
-	case reasonNonFinite:
-		if bytes.EqualFold(b, []byte("nan")) || bytes.EqualFold(b, []byte("-nan")) {
-			sk.add(skipStateWord, "payload %s on %s is a state, not a reading", quotePayload(payload), t.name)
-			return dst, nil
-		}
-		return dst, rejectPayload(reason, t.name, payload, "not a finite number; %s", valueAccepted)
 	default:
+		// Not a finite number: a state word (NaN among them), else rejected.
 		if v, ok := boolWord(b); ok {
 			if d.booleans {
 				return append(dst, edgegw.Reading{Series: t.series, Field: t.field, Value: v, Time: arrival}), nil
@@ -428,6 +437,9 @@ func (d *valueDecoder) decode(dst []edgegw.Reading, t *topicInfo, payload []byte
 				sk.add(skipStateWord, "payload %s on %s is a state, not a reading", quotePayload(payload), t.name)
 				return dst, nil
 			}
+		}
+		if reason == reasonNonFinite {
+			return dst, rejectPayload(reason, t.name, payload, "not a finite number; %s", valueAccepted)
 		}
 		return dst, rejectPayload(reason, t.name, payload, "not a number; %s", valueAccepted)
 	}

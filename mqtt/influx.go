@@ -440,12 +440,6 @@ func (tl *tally) finish(read bool, sk *skips, topic string, payload []byte, empt
 // flush adds the counts to sk, with details naming the message.
 func (tl *tally) flush(sk *skips, topic string, payload []byte) {
 	for _, c := range tl.order[:tl.count] {
-		reason := skipNames[c]
-		sk.add(reason, "payload %s on %s: %s", quotePayload(payload), topic, tl.what[c])
-		for i := range sk.list {
-			if sk.list[i].reason == reason {
-				sk.list[i].n += tl.n[c] - 1
-			}
-		}
+		sk.addN(skipNames[c], tl.n[c], "payload %s on %s: %s", quotePayload(payload), topic, tl.what[c])
 	}
 }

@@ -409,21 +409,8 @@ func (st *jsonState) where(n *node) string {
 	return st.d.path(n)
 }
 
-// skip counts a skipped part; detail is called for the first of a reason.
-// It reports whether the reason was already counted, so that callers
-// format a detail only once: if !st.counted(reason) { st.sk.add(...) }.
-func (st *jsonState) counted(reason string) bool {
-	for i := range st.sk.list {
-		if st.sk.list[i].reason == reason {
-			st.sk.list[i].n++
-			return true
-		}
-	}
-	return false
-}
-
 func (st *jsonState) badName(n *node) {
-	if !st.counted(skipBadName) {
+	if !st.sk.again(skipBadName) {
 		st.sk.add(skipBadName, "member %s at %s is skipped: its name is %s; field names are non-empty UTF-8 text without control characters, at most %d bytes", quoteName(n.name), st.where(n.parent), n.bad, maxJSONName)
 	}
 }
@@ -448,7 +435,7 @@ func (st *jsonState) number(dst []edgegw.Reading, f *frame, n *node, num []byte)
 	}
 	v, err := strconv.ParseFloat(string(num), 64)
 	if err != nil { // the scanner took the number, so it is out of range
-		if !st.counted(skipNonFinite) {
+		if !st.sk.again(skipNonFinite) {
 			st.sk.add(skipNonFinite, "member %q is %s, beyond float64", st.d.path(n), num)
 		}
 		return dst
@@ -498,11 +485,11 @@ func (st *jsonState) text(dst []edgegw.Reading, f *frame, n *node, raw []byte, e
 	case "":
 		return st.read(dst, f, n, x)
 	case reasonNonFinite:
-		if !st.counted(skipNonFinite) {
+		if !st.sk.again(skipNonFinite) {
 			st.sk.add(skipNonFinite, "member %q is %q, not a finite number", d.path(n), v)
 		}
 	default:
-		if !st.counted(skipBadNumber) {
+		if !st.sk.again(skipBadNumber) {
 			st.sk.add(skipBadNumber, "member %q is %q, not a number; numeric_strings reads strings like \"23.5\"", d.path(n), v)
 		}
 	}
@@ -575,7 +562,7 @@ func (st *jsonState) tag(f *frame, n *node, value []byte) {
 		p = fmt.Sprintf("longer than %d bytes", maxJSONName)
 	}
 	if p != "" {
-		if !st.counted(skipBadName) {
+		if !st.sk.again(skipBadName) {
 			st.sk.add(skipBadName, "tag member %q is skipped: its value %s is %s; a tag value is non-empty UTF-8 text without control characters, at most %d bytes", d.path(n), quoteName(string(value)), p, maxJSONName)
 		}
 		return

@@ -159,10 +159,10 @@ func (t *template) match(topic string) (topicMatch, bool) {
 func (t *template) covers(u *template) bool {
 	for i, l := range t.levels {
 		if l.kind == levelHash {
-			// '#' matches the rest; a '$' first level only through a
-			// literal, which t has before this level when i > 0.
-			return i > 0 || u.levels[0].kind == levelLiteral && !strings.HasPrefix(u.levels[0].text, "$") ||
-				u.levels[0].kind != levelLiteral
+			// '#' matches the rest; as the first level, not a '$' topic,
+			// which u matches only through a '$' literal.
+			u0 := u.levels[0]
+			return i > 0 || u0.kind != levelLiteral || !strings.HasPrefix(u0.text, "$")
 		}
 		if i >= len(u.levels) {
 			return false
