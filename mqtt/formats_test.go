@@ -173,9 +173,9 @@ func TestSenMLSeconds(t *testing.T) {
 		{"1e-999999999999", 0, true},
 		{"12345678901234567890", 0, false},
 	} {
-		got, ok := senmlSeconds([]byte(tc.num))
+		got, ok := decimalNanos([]byte(tc.num), 1e9)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("senmlSeconds(%s) = %d, %v; want %d, %v", tc.num, got, ok, tc.want, tc.ok)
+			t.Errorf("decimalNanos(%s, 1e9) = %d, %v; want %d, %v", tc.num, got, ok, tc.want, tc.ok)
 		}
 	}
 }

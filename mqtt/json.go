@@ -602,7 +602,7 @@ func (st *jsonState) numberTime(f *frame, n *node, num []byte) {
 	if unit == 0 {
 		unit = autoUnit(num)
 	}
-	ns, ok := unixNanos(num, unit)
+	ns, ok := decimalNanos(num, unit)
 	if !ok {
 		st.fail(reasonBadTime, "time member %q is %s; %s", d.path(n), num, st.timeAccepted())
 		return
@@ -877,52 +877,6 @@ func (st *jsonState) seriesOf(rec []edgegw.Tag) string {
 	d.series[string(k)] = s
 	d.memory += len(k) + len(s)
 	return s
-}
-
-// unixNanos converts a JSON number of time units of unitNs nanoseconds each
-// to nanoseconds. Plain decimals convert exactly (digits below 1 ns are
-// dropped); numbers with an exponent go through float64.
-func unixNanos(num []byte, unitNs int64) (int64, bool) {
-	if bytes.ContainsAny(num, "eE") {
-		f, err := strconv.ParseFloat(string(num), 64)
-		ns := f * float64(unitNs)
-		if err != nil || math.IsNaN(ns) || ns >= math.MaxInt64 || ns <= math.MinInt64 {
-			return 0, false
-		}
-		return int64(math.Round(ns)), true
-	}
-	i, neg := 0, false
-	if num[0] == '-' {
-		i, neg = 1, true
-	}
-	var whole int64
-	for ; i < len(num) && num[i] != '.'; i++ {
-		dg := int64(num[i] - '0')
-		if whole > (math.MaxInt64-dg)/10 {
-			return 0, false
-		}
-		whole = whole*10 + dg
-	}
-	if whole > math.MaxInt64/unitNs {
-		return 0, false
-	}
-	ns := whole * unitNs
-	if i < len(num) {
-		i++ // '.'
-		var frac int64
-		for scale := unitNs; i < len(num) && scale > 1; i++ {
-			scale /= 10
-			frac += int64(num[i]-'0') * scale
-		}
-		if ns > math.MaxInt64-frac {
-			return 0, false
-		}
-		ns += frac
-	}
-	if neg {
-		ns = -ns
-	}
-	return ns, true
 }
 
 // scanner reads JSON tokens from b; it validates what it reads.

@@ -375,7 +375,7 @@ func (st *senmlState) resolve(dst []edgegw.Reading, index int) ([]edgegw.Reading
 		d.bu, b.hasBU, b.bad[lblBU] = text(d.bu[:0], tok), true, ""
 	}
 	if tok := st.rec[lblBT]; st.has(lblBT) && tok.kind == 'n' {
-		if ns, ok := senmlSeconds(tok.raw); ok {
+		if ns, ok := decimalNanos(tok.raw, 1e9); ok {
 			b.bt, b.bad[lblBT] = ns, ""
 		} else {
 			b.bad[lblBT] = fmt.Sprintf("base time bt %s, set by record %d, is out of range: times must fit in 64-bit nanoseconds (years 1678-2262)", tok.raw, index)
@@ -423,7 +423,7 @@ func (st *senmlState) resolve(dst []edgegw.Reading, index int) ([]edgegw.Reading
 		var t int64
 		if st.has(lblT) {
 			var ok bool
-			if t, ok = senmlSeconds(st.rec[lblT].raw); !ok {
+			if t, ok = decimalNanos(st.rec[lblT].raw, 1e9); !ok {
 				st.skipRecord(tallyBadRecord, index, "name %q: time t %s is out of range: times must fit in 64-bit nanoseconds (years 1678-2262)", name, st.rec[lblT].raw)
 				return dst, nil
 			}
@@ -595,10 +595,15 @@ func addInt64(a, b int64) (int64, bool) {
 	return c, true
 }
 
-// senmlSeconds converts a JSON number of seconds to nanoseconds exactly,
-// digits below 1 ns dropped (toward zero). It reports false when the result
-// does not fit in int64.
-func senmlSeconds(num []byte) (int64, bool) {
+// decimalNanos converts a JSON number (validated by the scanner) of units
+// of unitNs nanoseconds each (1, 1e3, 1e6 or 1e9) to nanoseconds exactly,
+// exponents included, digits below 1 ns dropped (toward zero). It reports
+// false when the result does not fit in int64.
+func decimalNanos(num []byte, unitNs int64) (int64, bool) {
+	unitDigits := 0
+	for u := unitNs; u >= 10; u /= 10 {
+		unitDigits++
+	}
 	i, neg := 0, false
 	if i < len(num) && num[i] == '-' {
 		neg, i = true, 1
@@ -635,7 +640,8 @@ func senmlSeconds(num []byte) (int64, bool) {
 		}
 	}
 	// The digits D = intDigits fracDigits with the decimal point after
-	// point digits; the nanoseconds are the digits of D before point+9.
+	// len(intDigits)+exp digits; the nanoseconds are the digits of D
+	// before the point moved unitDigits further.
 	digit := func(k int) byte {
 		if k < len(intDigits) {
 			return intDigits[k] - '0'
@@ -653,7 +659,7 @@ func senmlSeconds(num []byte) (int64, bool) {
 	if lz == total {
 		return 0, true
 	}
-	end := len(intDigits) + exp + 9 // digits of D that make the nanoseconds
+	end := len(intDigits) + exp + unitDigits // digits of D that make the nanoseconds
 	if end-lz > 19 {
 		return 0, false
 	}
